@@ -1,0 +1,255 @@
+package alertmanager
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options tune delivery. Zero values take the defaults below.
+type Options struct {
+	QueueCapacity int           // alerts per Alertmanager queue
+	BatchSize     int           // alerts per POST at most
+	BatchWait     time.Duration // how long a first alert waits for others to join its batch
+	Timeout       time.Duration // per POST
+	MinBackoff    time.Duration // first retry delay
+	MaxBackoff    time.Duration // longest retry delay
+	MaxRetryAfter time.Duration // longest Retry-After honoured
+	// HTTPClient carries TLS, authentication and proxy settings.
+	HTTPClient *http.Client
+	UserAgent  string
+	// Now is the clock; tests set it.
+	Now func() time.Time
+}
+
+// Defaults, as Prometheus's notifier uses them where it has them.
+const (
+	DefaultQueueCapacity = 10000
+	DefaultBatchSize     = 256
+	DefaultBatchWait     = 10 * time.Millisecond
+	DefaultTimeout       = 10 * time.Second
+	DefaultMinBackoff    = 500 * time.Millisecond
+	DefaultMaxBackoff    = 10 * time.Second
+	DefaultMaxRetryAfter = 5 * time.Minute
+)
+
+func (o *Options) withDefaults() {
+	if o.QueueCapacity <= 0 {
+		o.QueueCapacity = DefaultQueueCapacity
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{}
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "falco-am-bridge"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+func (o *Options) now() time.Time { return o.Now() }
+
+// Manager fans alerts out to every Alertmanager, each with its own queue
+// and sender, so a slow or dead one never holds up the others.
+type Manager struct {
+	opts    Options
+	logger  *slog.Logger
+	metrics *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	drain  chan struct{}
+
+	mu      sync.RWMutex
+	senders map[string]*sender // by Alertmanager base URL
+	closed  bool
+}
+
+// NewManager returns a Manager with no Alertmanagers; SetTargets adds them.
+func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *Manager {
+	opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		opts:    opts,
+		logger:  logger,
+		metrics: newMetrics(reg),
+		ctx:     ctx,
+		cancel:  cancel,
+		drain:   make(chan struct{}),
+		senders: map[string]*sender{},
+	}
+}
+
+// SetTargets sets the Alertmanagers to send to, given by base URL. Queues
+// of Alertmanagers that stay are kept; the queue of one that is gone is
+// dropped, counted as target_removed.
+func (m *Manager) SetTargets(bases []*url.URL) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	want := make(map[string]*url.URL, len(bases))
+	for _, b := range bases {
+		want[b.String()] = b
+	}
+	for name, s := range m.senders {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		delete(m.senders, name)
+		go m.retire(s)
+	}
+	for name, base := range want {
+		if _, ok := m.senders[name]; ok {
+			continue
+		}
+		s := &sender{
+			name: name,
+			q:    newQueue(m.opts.QueueCapacity),
+			client: &client{
+				url:       AlertsURL(base).String(),
+				http:      m.opts.HTTPClient,
+				timeout:   m.opts.Timeout,
+				userAgent: m.opts.UserAgent,
+			},
+			opts:    &m.opts,
+			logger:  m.logger.With("alertmanager", name),
+			metrics: m.metrics,
+			stopped: make(chan struct{}),
+		}
+		s.drops = burstLog{logger: s.logger, target: name, every: 10 * time.Second}
+		m.senders[name] = s
+		m.metrics.addTarget(name, m.opts.QueueCapacity)
+		ctx, cancel := context.WithCancel(m.ctx)
+		s.cancel = cancel
+		go s.run(ctx, m.drain)
+		m.logger.Info("sending alerts to Alertmanager", "alertmanager", name)
+	}
+	m.metrics.targets.Set(float64(len(m.senders)))
+}
+
+// retire stops the sender of an Alertmanager that is no longer a target.
+func (m *Manager) retire(s *sender) {
+	s.cancel()
+	<-s.stopped
+	for _, e := range s.q.drain() {
+		s.countDrop(e, DropTargetRemoved)
+	}
+	s.drops.flush(s.opts.now().Add(time.Hour))
+	m.metrics.removeTarget(s.name)
+	m.logger.Info("stopped sending alerts to Alertmanager", "alertmanager", s.name)
+}
+
+// Targets returns the base URLs alerts go to, sorted.
+func (m *Manager) Targets() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	names := make([]string, 0, len(m.senders))
+	for n := range m.senders {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Send queues alerts for every Alertmanager and returns at once. ack, when
+// not nil, is told once per queue when that queue is done with an alert;
+// Send returns how many queues that is.
+func (m *Manager) Send(a *Alert, ack Ack) int {
+	fp := a.Labels.Fingerprint()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0
+	}
+	for _, s := range m.senders {
+		merged, dropped := s.q.push(a, fp, ack)
+		if merged {
+			s.metrics.merged.WithLabelValues(s.name).Inc()
+		}
+		s.drop(dropped, DropQueueFull)
+	}
+	return len(m.senders)
+}
+
+// Ready reports whether every queue has room.
+func (m *Manager) Ready() error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return errors.New("shutting down")
+	}
+	for name, s := range m.senders {
+		if s.q.full() {
+			return errors.New("the queue of " + name + " is full")
+		}
+	}
+	return nil
+}
+
+// Close delivers what is queued until ctx ends, then stops every sender.
+// It returns, per Alertmanager, the entries that could not be delivered;
+// they are counted as dropped (reason shutdown) unless keep is true, in
+// which case their acks are not called so durable storage keeps them.
+func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return 0
+	}
+	m.closed = true
+	senders := make([]*sender, 0, len(m.senders))
+	for _, s := range m.senders {
+		senders = append(senders, s)
+	}
+	m.mu.Unlock()
+
+	close(m.drain)
+	for _, s := range senders {
+		select {
+		case <-s.stopped:
+		case <-ctx.Done():
+		}
+	}
+	m.cancel()
+	for _, s := range senders {
+		<-s.stopped
+		left := s.q.drain()
+		for _, e := range left {
+			undelivered += e.merged
+			if !keep {
+				s.countDrop(e, DropShutdown)
+			}
+		}
+		s.drops.flush(s.opts.now().Add(time.Hour))
+		s.updateQueueLength()
+	}
+	return undelivered
+}

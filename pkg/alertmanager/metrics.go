@@ -1,0 +1,98 @@
+package alertmanager
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	namespace = "falco_am_bridge"
+	subsystem = "alertmanager"
+)
+
+// Reasons an alert leaves a queue without being delivered.
+const (
+	DropQueueFull     = "queue_full"
+	DropExpired       = "expired"
+	DropRejected      = "rejected"
+	DropShutdown      = "shutdown"
+	DropTargetRemoved = "target_removed"
+)
+
+var dropReasons = []string{DropQueueFull, DropExpired, DropRejected, DropShutdown, DropTargetRemoved}
+
+type metrics struct {
+	sent          *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	merged        *prometheus.CounterVec
+	queueLength   *prometheus.GaugeVec
+	queueCapacity *prometheus.GaugeVec
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	targets       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "alerts_sent_total",
+			Help: "Alerts delivered to an Alertmanager (accepted with a 2xx).",
+		}, []string{"alertmanager"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "alerts_dropped_total",
+			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed.",
+		}, []string{"alertmanager", "reason"}),
+		merged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "alerts_merged_total",
+			Help: "Alerts coalesced into a waiting alert with the same labels.",
+		}, []string{"alertmanager"}),
+		queueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "queue_length",
+			Help: "Alerts waiting in the queue of an Alertmanager, those being sent included.",
+		}, []string{"alertmanager"}),
+		queueCapacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "queue_capacity",
+			Help: "Capacity of the queue of an Alertmanager.",
+		}, []string{"alertmanager"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "requests_total",
+			Help: "POSTs to an Alertmanager, by outcome: success, retryable_error, rejected, cancelled.",
+		}, []string{"alertmanager", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "request_duration_seconds",
+			Help:    "Duration of POSTs to an Alertmanager.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"alertmanager"}),
+		targets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "targets",
+			Help: "Alertmanagers alerts are sent to.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueLength, m.queueCapacity, m.requests, m.latency, m.targets)
+	}
+	return m
+}
+
+// addTarget presets every series of a new Alertmanager to zero.
+func (m *metrics) addTarget(am string, capacity int) {
+	m.sent.WithLabelValues(am)
+	m.merged.WithLabelValues(am)
+	for _, r := range dropReasons {
+		m.dropped.WithLabelValues(am, r)
+	}
+	for _, o := range []outcome{outcomeOK, outcomeRetry, outcomeRejected, outcomeCancelled} {
+		m.requests.WithLabelValues(am, o.String())
+	}
+	m.queueLength.WithLabelValues(am).Set(0)
+	m.queueCapacity.WithLabelValues(am).Set(float64(capacity))
+	m.latency.WithLabelValues(am)
+}
+
+// removeTarget deletes the series of an Alertmanager that is gone.
+func (m *metrics) removeTarget(am string) {
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.sent, m.dropped, m.merged, m.queueLength, m.queueCapacity, m.requests, m.latency} {
+		v.DeletePartialMatch(prometheus.Labels{"alertmanager": am})
+	}
+}

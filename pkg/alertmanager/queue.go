@@ -1,0 +1,233 @@
+package alertmanager
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// MergedAnnotation is the annotation that says how many Falco events were
+// coalesced into one alert while it waited in a queue.
+const MergedAnnotation = "merged_events"
+
+// Ack is told when a queue is done with an alert, however that ended:
+// delivered, rejected, expired or dropped. Durable storage uses it to trim
+// what no queue needs any more.
+type Ack interface {
+	Done()
+}
+
+// entry is one alert waiting in a queue, possibly standing for several
+// events with the same labels.
+type entry struct {
+	alert  *Alert
+	fp     model.Fingerprint
+	merged int // events in this alert
+	acks   []Ack
+
+	inflight bool // part of the request being sent
+	evicted  bool // pushed out of the queue while in flight
+}
+
+func (e *entry) done() {
+	for _, a := range e.acks {
+		a.Done()
+	}
+	e.acks = nil
+}
+
+// wire returns the alert to send, with the merge count when there was one.
+func (e *entry) wire() *Alert {
+	if e.merged <= 1 {
+		return e.alert
+	}
+	a := *e.alert
+	a.Annotations = make(model.LabelSet, len(e.alert.Annotations)+1)
+	for k, v := range e.alert.Annotations {
+		a.Annotations[k] = v
+	}
+	a.Annotations[MergedAnnotation] = model.LabelValue(strconv.Itoa(e.merged))
+	return &a
+}
+
+// queue is a bounded FIFO of alerts for one Alertmanager. When full it drops
+// the oldest. Alerts with the same labels waiting together are coalesced
+// into one entry, so a storm of events from one rule costs one slot. The
+// entries being sent stay in the queue, at its front, until the request is
+// over: they count against the capacity, and drop-oldest can evict them.
+type queue struct {
+	mu       sync.Mutex
+	items    []*entry // items[start:] is the queue, oldest first
+	start    int
+	byFP     map[model.Fingerprint]*entry // waiting entries, for coalescing
+	capacity int
+	wake     chan struct{}
+}
+
+func newQueue(capacity int) *queue {
+	return &queue{
+		byFP:     make(map[model.Fingerprint]*entry),
+		capacity: capacity,
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) - q.start
+}
+
+func (q *queue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)-q.start >= q.capacity
+}
+
+// push adds an alert. It returns whether the alert was merged into a waiting
+// one, and the entries dropped to make room (not those being sent: the
+// sender accounts for those when their request ends).
+func (q *queue) push(a *Alert, fp model.Fingerprint, ack Ack) (merged bool, dropped []*entry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e, ok := q.byFP[fp]; ok && e.alert.Labels.Equal(a.Labels) {
+		e.alert = mergeAlerts(e.alert, a)
+		e.merged++
+		if ack != nil {
+			e.acks = append(e.acks, ack)
+		}
+		return true, nil
+	}
+	for len(q.items)-q.start >= q.capacity {
+		old := q.popFront()
+		if old.inflight {
+			old.evicted = true
+			continue
+		}
+		dropped = append(dropped, old)
+	}
+	e := &entry{alert: a, fp: fp, merged: 1}
+	if ack != nil {
+		e.acks = []Ack{ack}
+	}
+	q.items = append(q.items, e)
+	q.byFP[fp] = e
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return false, dropped
+}
+
+// mergeAlerts returns the alert standing for both: the newest annotations,
+// the earliest start and the latest end.
+func mergeAlerts(old, newer *Alert) *Alert {
+	m := *newer
+	if old.StartsAt.Before(m.StartsAt) {
+		m.StartsAt = old.StartsAt
+	}
+	if old.EndsAt.After(m.EndsAt) {
+		m.EndsAt = old.EndsAt
+	}
+	return &m
+}
+
+func (q *queue) popFront() *entry {
+	e := q.items[q.start]
+	q.items[q.start] = nil
+	q.start++
+	q.forget(e)
+	q.compact()
+	return e
+}
+
+// compact releases the consumed front of items once it is half of them.
+func (q *queue) compact() {
+	if q.start > 0 && q.start >= len(q.items)/2 {
+		n := copy(q.items, q.items[q.start:])
+		clear(q.items[n:])
+		q.items = q.items[:n]
+		q.start = 0
+	}
+}
+
+func (q *queue) forget(e *entry) {
+	if q.byFP[e.fp] == e {
+		delete(q.byFP, e.fp)
+	}
+}
+
+// take marks up to max alerts at the front as in flight and returns them.
+// Alerts whose endsAt has passed on the way are removed and returned apart:
+// Alertmanager would store them resolved and never notify.
+func (q *queue) take(max int, now time.Time) (batch, expired []*entry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	w, i := q.start, q.start
+	for ; i < len(q.items) && len(batch) < max; i++ {
+		e := q.items[i]
+		q.forget(e)
+		if !e.alert.EndsAt.After(now) {
+			expired = append(expired, e)
+			continue
+		}
+		e.inflight = true
+		q.items[w] = e
+		w++
+		batch = append(batch, e)
+	}
+	if w != i {
+		n := copy(q.items[w:], q.items[i:])
+		clear(q.items[w+n:])
+		q.items = q.items[:w+n]
+	}
+	return batch, expired
+}
+
+// finish ends a request for batch. Entries for which done is true leave the
+// queue; the others wait for the next attempt, in the same order.
+func (q *queue) finish(batch []*entry, done func(*entry) bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// The entries of the batch that were not evicted are still the front
+	// of the queue, in order: nothing is ever put before them.
+	live := 0
+	for _, e := range batch {
+		if !e.evicted {
+			live++
+		}
+	}
+	end := q.start + live
+	kept := q.start
+	for r := q.start; r < end; r++ {
+		e := q.items[r]
+		e.inflight = false
+		if done(e) {
+			continue
+		}
+		// Waiting again: coalesce into it, unless a newer entry with
+		// the same labels arrived meanwhile.
+		if _, taken := q.byFP[e.fp]; !taken {
+			q.byFP[e.fp] = e
+		}
+		q.items[kept] = e
+		kept++
+	}
+	n := copy(q.items[kept:], q.items[end:])
+	clear(q.items[kept+n:])
+	q.items = q.items[:kept+n]
+	q.compact()
+}
+
+// drain removes and returns everything left.
+func (q *queue) drain() []*entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	left := make([]*entry, 0, len(q.items)-q.start)
+	left = append(left, q.items[q.start:]...)
+	q.items, q.start = nil, 0
+	clear(q.byFP)
+	return left
+}

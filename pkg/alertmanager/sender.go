@@ -1,0 +1,272 @@
+package alertmanager
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// sender delivers the queue of one Alertmanager, one batch at a time.
+type sender struct {
+	name    string // the Alertmanager's URL, as shown in logs and metrics
+	q       *queue
+	client  *client
+	opts    *Options
+	logger  *slog.Logger
+	metrics *metrics
+	drops   burstLog
+	// failures counts failed attempts in a row, for the backoff.
+	failures int
+	cancel   context.CancelFunc
+	stopped  chan struct{}
+}
+
+// run sends until ctx ends, or until the queue is empty once drain is
+// closed.
+func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
+	defer close(s.stopped)
+	for {
+		if s.q.len() == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-drain:
+				if s.q.len() == 0 {
+					return
+				}
+			case <-s.q.wake:
+			}
+			continue
+		}
+		if s.opts.BatchWait > 0 && s.q.len() < s.opts.BatchSize && s.failures == 0 {
+			// Linger so that a burst of events goes out in one request.
+			t := time.NewTimer(s.opts.BatchWait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		wait := s.attempt(ctx)
+		s.updateQueueLength()
+		s.drops.flush(s.opts.now())
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+func (s *sender) updateQueueLength() {
+	s.metrics.queueLength.WithLabelValues(s.name).Set(float64(s.q.len()))
+}
+
+// attempt sends one batch and says how long to wait before the next try.
+func (s *sender) attempt(ctx context.Context) time.Duration {
+	now := s.opts.now()
+	batch, expired := s.q.take(s.opts.BatchSize, now)
+	s.drop(expired, DropExpired)
+	if len(batch) == 0 {
+		return 0
+	}
+	r := s.post(ctx, batch)
+	switch r.outcome {
+	case outcomeOK:
+		if s.failures > 0 {
+			s.logger.Info("sending alerts works again", "failed_attempts", s.failures)
+		}
+		s.failures = 0
+		s.delivered(batch)
+		return 0
+	case outcomeRejected:
+		s.failures = 0
+		if len(batch) > 1 && (r.status == 400 || r.status == 422) {
+			// A 400 can be a partial success: Alertmanager stores the
+			// valid alerts of a batch and rejects the others. Find
+			// the rejected ones alert by alert; re-posting the valid
+			// ones only refreshes them, as Alertmanager keys alerts by
+			// their labels.
+			s.logger.Debug("batch rejected, resending alert by alert", "status", r.status, "alerts", len(batch), "err", r.Error())
+			s.split(ctx, batch)
+			return 0
+		}
+		s.rejected(batch, r)
+		return 0
+	case outcomeCancelled:
+		s.requeue(batch)
+		return 0
+	default:
+		s.failures++
+		s.requeue(batch)
+		wait := s.backoff()
+		if r.retryAfter > wait {
+			wait = min(r.retryAfter, s.opts.MaxRetryAfter)
+		}
+		// Warn on the first failure and now and then during an outage.
+		level := slog.LevelDebug
+		if s.failures == 1 || s.failures%10 == 0 {
+			level = slog.LevelWarn
+		}
+		s.logger.Log(ctx, level, "sending alerts failed, will retry", "alerts", len(batch), "attempt", s.failures, "retry_in", wait, "err", r.Error())
+		return wait
+	}
+}
+
+// split posts the alerts of a rejected batch one by one.
+func (s *sender) split(ctx context.Context, batch []*entry) {
+	results := make(map[*entry]bool, len(batch))
+	for _, e := range batch {
+		if ctx.Err() != nil {
+			break
+		}
+		if !e.alert.EndsAt.After(s.opts.now()) {
+			results[e] = true
+			s.countDrop(e, DropExpired)
+			continue
+		}
+		r := s.post(ctx, []*entry{e})
+		switch r.outcome {
+		case outcomeOK:
+			results[e] = true
+			s.metrics.sent.WithLabelValues(s.name).Add(float64(e.merged))
+			e.done()
+		case outcomeRejected:
+			results[e] = true
+			s.logRejected([]*entry{e}, r)
+			s.countDrop(e, DropRejected)
+		}
+	}
+	s.q.finish(batch, func(e *entry) bool { return results[e] })
+	for _, e := range batch {
+		if e.evicted && !results[e] {
+			s.countDrop(e, DropQueueFull)
+		}
+	}
+}
+
+func (s *sender) post(ctx context.Context, batch []*entry) response {
+	alerts := make([]*Alert, len(batch))
+	for i, e := range batch {
+		alerts[i] = e.wire()
+	}
+	body, err := Encode(alerts)
+	if err != nil {
+		return response{outcome: outcomeRejected, err: err}
+	}
+	start := time.Now()
+	r := s.client.post(ctx, body, s.opts.now())
+	s.metrics.latency.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
+	s.metrics.requests.WithLabelValues(s.name, r.outcome.String()).Inc()
+	return r
+}
+
+func (s *sender) delivered(batch []*entry) {
+	s.q.finish(batch, func(*entry) bool { return true })
+	n := 0
+	for _, e := range batch {
+		n += e.merged
+		e.done()
+	}
+	s.metrics.sent.WithLabelValues(s.name).Add(float64(n))
+}
+
+func (s *sender) rejected(batch []*entry, r response) {
+	s.q.finish(batch, func(*entry) bool { return true })
+	s.logRejected(batch, r)
+	for _, e := range batch {
+		s.countDrop(e, DropRejected)
+	}
+}
+
+func (s *sender) logRejected(batch []*entry, r response) {
+	names := make([]string, 0, min(len(batch), 5))
+	for _, e := range batch[:min(len(batch), 5)] {
+		names = append(names, e.alert.Labels.String())
+	}
+	s.logger.Error("Alertmanager rejected alerts; they are dropped", "status", r.status, "alerts", len(batch), "labels", names, "err", r.Error())
+}
+
+// requeue puts a batch back after a failed attempt. Entries pushed out of
+// the full queue meanwhile are dropped now that they were not delivered.
+func (s *sender) requeue(batch []*entry) {
+	s.q.finish(batch, func(*entry) bool { return false })
+	var evicted []*entry
+	for _, e := range batch {
+		if e.evicted {
+			evicted = append(evicted, e)
+		}
+	}
+	s.drop(evicted, DropQueueFull)
+}
+
+func (s *sender) drop(entries []*entry, reason string) {
+	for _, e := range entries {
+		s.countDrop(e, reason)
+	}
+}
+
+func (s *sender) countDrop(e *entry, reason string) {
+	s.metrics.dropped.WithLabelValues(s.name, reason).Add(float64(e.merged))
+	s.drops.add(reason, e.merged, s.opts.now())
+	e.done()
+}
+
+// backoff is exponential with full jitter between MinBackoff and MaxBackoff.
+func (s *sender) backoff() time.Duration {
+	d := s.opts.MinBackoff
+	for i := 1; i < s.failures && d < s.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.opts.MaxBackoff)
+	// Half fixed, half random: spreads the retries of many bridges
+	// without ever retrying at once.
+	return d/2 + rand.N(d/2+1)
+}
+
+// burstLog logs dropped alerts at most once per interval, with the counts
+// since the last line, so a burst of drops makes one line, not thousands.
+type burstLog struct {
+	mu      sync.Mutex
+	logger  *slog.Logger
+	target  string
+	every   time.Duration
+	last    time.Time
+	pending map[string]int
+}
+
+func (b *burstLog) add(reason string, n int, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending == nil {
+		b.pending = map[string]int{}
+	}
+	b.pending[reason] += n
+	b.flushLocked(now)
+}
+
+func (b *burstLog) flush(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked(now)
+}
+
+func (b *burstLog) flushLocked(now time.Time) {
+	if len(b.pending) == 0 || now.Sub(b.last) < b.every {
+		return
+	}
+	args := []any{"alertmanager", b.target}
+	for r, n := range b.pending {
+		args = append(args, r, n)
+	}
+	b.logger.Warn("alerts dropped", args...)
+	clear(b.pending)
+	b.last = now
+}

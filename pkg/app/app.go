@@ -1,0 +1,274 @@
+// Package app wires falco-am-bridge together: configuration, mapping,
+// Alertmanager senders and the HTTP server. It never touches os/signal or
+// os.Exit, so tests run the whole bridge in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/config"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/server"
+)
+
+// App is a running bridge.
+type App struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	mapping  atomic.Pointer[mapping.Mapping]
+	manager  *alertmanager.Manager
+	metrics  *metrics
+	token    atomic.Pointer[string]
+	ln       net.Listener
+	srv      *http.Server
+	reloadMu sync.Mutex
+}
+
+// New builds everything that can fail and starts listening, so that Addr
+// is known; Run serves.
+func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versionCollector(),
+	)
+	a.metrics = newMetrics(a.registry)
+
+	m, err := LoadMapping(cfg.Mapping.File)
+	if err != nil {
+		return nil, err
+	}
+	a.mapping.Store(m)
+	if err := a.loadToken(); err != nil {
+		return nil, err
+	}
+
+	httpClient, err := commoncfg.NewClientFromConfig(cfg.Alertmanager.HTTPConfig, "alertmanager",
+		commoncfg.WithUserAgent(userAgent()))
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager.http_config: %w", err)
+	}
+	a.manager = alertmanager.NewManager(alertmanager.Options{
+		QueueCapacity: cfg.Alertmanager.QueueCapacity,
+		BatchSize:     cfg.Alertmanager.BatchSize,
+		BatchWait:     cfg.Alertmanager.BatchWait,
+		Timeout:       cfg.Alertmanager.Timeout,
+		MinBackoff:    cfg.Alertmanager.MinBackoff,
+		MaxBackoff:    cfg.Alertmanager.MaxBackoff,
+		HTTPClient:    httpClient,
+		UserAgent:     userAgent(),
+	}, logger, a.registry)
+	a.manager.SetTargets(staticTargets(cfg.Alertmanager.Targets))
+
+	handler := server.New(server.Options{
+		MaxRequestBytes:     cfg.Web.MaxRequestBytes,
+		MaxEventsPerRequest: cfg.Web.MaxEventsPerRequest,
+		BearerToken:         func() string { return *a.token.Load() },
+	}, server.Deps{
+		Logger:   logger,
+		Pipeline: a,
+		Ready:    a.ready,
+		Reload:   a.Reload,
+		Gatherer: a.registry,
+		Registry: a.registry,
+	})
+	a.srv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.Web.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Web.ReadTimeout,
+		WriteTimeout:      cfg.Web.WriteTimeout,
+		IdleTimeout:       cfg.Web.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	if cfg.Web.ConfigFile != "" {
+		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
+			a.manager.Close(context.Background(), false)
+			return nil, fmt.Errorf("web.config_file: %w", err)
+		}
+	}
+	a.ln, err = net.Listen("tcp", cfg.Web.ListenAddress)
+	if err != nil {
+		a.manager.Close(context.Background(), false)
+		return nil, fmt.Errorf("web.listen_address: %w", err)
+	}
+	return a, nil
+}
+
+// LoadMapping compiles the mapping file at path, or the built-in mapping
+// when path is empty.
+func LoadMapping(path string) (*mapping.Mapping, error) {
+	if path == "" {
+		return mapping.Default()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("mapping.file: %w", err)
+	}
+	return mapping.Parse(path, data)
+}
+
+func (a *App) loadToken() error {
+	token := ""
+	if f := a.cfg.Web.BearerTokenFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("web.bearer_token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return fmt.Errorf("web.bearer_token_file: %s is empty", f)
+		}
+	}
+	a.token.Store(&token)
+	return nil
+}
+
+func staticTargets(ts []config.Target) []*url.URL {
+	var out []*url.URL
+	for _, t := range ts {
+		if t.Discovery == config.Static {
+			out = append(out, t.URL)
+		}
+	}
+	return out
+}
+
+func userAgent() string { return "falco-am-bridge/" + version.Version }
+
+// Addr returns the address the bridge listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Registry returns the bridge's metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Run serves until ctx ends, reloading on every receive from reload. Then
+// it stops taking events, delivers what is queued within the drain
+// timeout, and returns.
+func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
+	a.logger.Info("starting falco-am-bridge", "version", version.Info(), "listen", a.Addr(),
+		"alertmanagers", strings.Join(a.cfg.Alertmanager.URLs, ","), "mapping", a.mapping.Load().Name())
+	serveErr := make(chan error, 1)
+	go func() {
+		flags := &web.FlagConfig{WebConfigFile: &a.cfg.Web.ConfigFile, WebListenAddresses: &[]string{a.Addr()}, WebSystemdSocket: new(bool)}
+		serveErr <- web.Serve(a.ln, a.srv, flags, a.logger)
+	}()
+
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-reload:
+			if rerr := a.Reload(); rerr != nil {
+				a.logger.Error("reload failed; keeping the running configuration", "err", rerr)
+			}
+		case err = <-serveErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			break loop
+		}
+	}
+	a.shutdown()
+	return err
+}
+
+func (a *App) shutdown() {
+	a.logger.Info("shutting down: no new events; delivering queued alerts", "timeout", a.cfg.Alertmanager.DrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := a.srv.Shutdown(ctx); err != nil {
+		a.logger.Warn("closing HTTP connections", "err", err)
+	}
+	cancel()
+	ctx, cancel = context.WithTimeout(context.Background(), a.cfg.Alertmanager.DrainTimeout)
+	defer cancel()
+	if left := a.manager.Close(ctx, false); left > 0 {
+		a.logger.Warn("alerts left undelivered at shutdown", "alerts", left)
+	} else {
+		a.logger.Info("all queued alerts delivered")
+	}
+}
+
+// Reload compiles the mapping file and the bearer token again and swaps
+// them in; on any error the running ones stay.
+func (a *App) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	m, err := LoadMapping(a.cfg.Mapping.File)
+	if err == nil {
+		prev := *a.token.Load()
+		err = a.loadToken()
+		if err != nil {
+			a.token.Store(&prev)
+		}
+	}
+	if err != nil {
+		a.metrics.reloadOK.Set(0)
+		return err
+	}
+	a.mapping.Store(m)
+	a.metrics.reloadOK.Set(1)
+	a.metrics.reloadTime.SetToCurrentTime()
+	a.logger.Info("configuration reloaded", "mapping", m.Name())
+	return nil
+}
+
+func (a *App) ready() error { return a.manager.Ready() }
+
+// Accept maps events to alerts and queues them; it implements
+// server.Pipeline.
+func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted, error) {
+	m := a.mapping.Load()
+	acc := server.Accepted{Events: len(events)}
+	for i := range events {
+		res := m.Map(&events[i], received)
+		if len(res.Errors) > 0 {
+			acc.Errors += len(res.Errors)
+			a.metrics.mappingErrors.Add(float64(len(res.Errors)))
+			if ok, n := a.metrics.mappingErrLog.Allow(received); ok {
+				a.logger.Warn("mapping template failed; the alert is sent without that value", "rule", events[i].Rule, "err", res.Errors[0], "suppressed_since_last", n)
+			}
+		}
+		if res.Alert == nil {
+			acc.Dropped++
+			a.metrics.dropped.WithLabelValues(res.Dropped).Inc()
+			a.logger.Debug("event dropped by the mapping", "rule", events[i].Rule, "priority", events[i].Priority, "reason", res.Dropped)
+			continue
+		}
+		acc.Queues = a.manager.Send(res.Alert, nil)
+		if acc.Queues == 0 {
+			acc.Dropped++
+			a.metrics.dropped.WithLabelValues(dropNoAlertmanager).Inc()
+			if ok, n := a.metrics.noTargetLog.Allow(received); ok {
+				a.logger.Error("no Alertmanager to send to; alert dropped", "labels", res.Alert.Labels.String(), "suppressed_since_last", n)
+			}
+			continue
+		}
+		acc.Alerts++
+	}
+	a.metrics.accepted.Add(float64(acc.Events))
+	return acc, nil
+}

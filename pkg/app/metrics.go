@@ -1,0 +1,71 @@
+package app
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/version"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+)
+
+const namespace = "falco_am_bridge"
+
+// Reasons an accepted event makes no alert, besides the mapping's own.
+const dropNoAlertmanager = "no_alertmanager"
+
+type metrics struct {
+	accepted      prometheus.Counter
+	dropped       *prometheus.CounterVec
+	mappingErrors prometheus.Counter
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	mappingErrLog *ratelog.Sampler
+	noTargetLog   *ratelog.Sampler
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "events_accepted_total",
+			Help: "Valid Falco events taken for mapping.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "events_dropped_total",
+			Help: "Valid events that made no alert: min_priority and override are the mapping's filters; no_alertmanager means no Alertmanager was known.",
+		}, []string{"reason"}),
+		mappingErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "mapping_errors_total",
+			Help: "Label or annotation templates that failed on an event; the alert was sent without that value.",
+		}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_successful",
+			Help: "Whether the last configuration reload succeeded.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully.",
+		}),
+		mappingErrLog: ratelog.New(10 * time.Second),
+		noTargetLog:   ratelog.New(10 * time.Second),
+	}
+	for _, r := range []string{mapping.DropPriority, mapping.DropOverride, dropNoAlertmanager} {
+		m.dropped.WithLabelValues(r)
+	}
+	m.reloadOK.Set(1)
+	m.reloadTime.SetToCurrentTime()
+	reg.MustRegister(m.accepted, m.dropped, m.mappingErrors, m.reloadOK, m.reloadTime)
+	return m
+}
+
+func versionCollector() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "A metric with a constant '1' value labeled by version, revision, branch and goversion.",
+		ConstLabels: prometheus.Labels{
+			"version": version.Version, "revision": version.GetRevision(),
+			"branch": version.Branch, "goversion": version.GoVersion,
+		},
+	}, func() float64 { return 1 })
+}

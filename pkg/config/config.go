@@ -1,0 +1,134 @@
+// Package config owns falco-am-bridge's settings: one typed tree, read from
+// flags, FALCO_AM_BRIDGE_* environment variables and a YAML file (in that
+// order of precedence), strictly validated. Viper is used here and nowhere
+// else.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	commoncfg "github.com/prometheus/common/config"
+)
+
+// Config is everything falco-am-bridge serve needs.
+type Config struct {
+	// File is the configuration file read, or "".
+	File         string
+	Web          Web
+	Alertmanager Alertmanager
+	Mapping      Mapping
+	Storage      Storage
+	Log          Log
+}
+
+// Web is the HTTP side that Falco talks to.
+type Web struct {
+	ListenAddress       string
+	ConfigFile          string // Prometheus web config: TLS, mTLS, basic auth
+	BearerTokenFile     string
+	MaxRequestBytes     int64
+	MaxEventsPerRequest int
+	ReadHeaderTimeout   time.Duration
+	ReadTimeout         time.Duration
+	WriteTimeout        time.Duration
+	IdleTimeout         time.Duration
+}
+
+// Alertmanager is where alerts go and how.
+type Alertmanager struct {
+	// URLs as given: http(s)://host:port[/prefix], or dns+http(s)://name:port
+	// and dnssrv+http(s)://name for DNS discovery.
+	URLs            []string
+	Targets         []Target
+	Timeout         time.Duration
+	QueueCapacity   int
+	BatchSize       int
+	BatchWait       time.Duration
+	MinBackoff      time.Duration
+	MaxBackoff      time.Duration
+	RefreshInterval time.Duration
+	DrainTimeout    time.Duration
+	HTTPConfig      commoncfg.HTTPClientConfig
+}
+
+// Discovery says how a target's addresses are found.
+type Discovery int
+
+// Ways to find an Alertmanager.
+const (
+	Static Discovery = iota // the URL as it is
+	DNSA                    // A/AAAA records of the host, one target per address
+	DNSSRV                  // SRV records of the host, one target per record
+)
+
+// Target is one entry of alertmanager.urls, parsed.
+type Target struct {
+	Discovery Discovery
+	// URL is the base URL; for DNS discovery its host is the name to
+	// resolve.
+	URL *url.URL
+}
+
+// Mapping says where the label mapping comes from.
+type Mapping struct {
+	File string // "" means the mapping built into the binary
+}
+
+// Storage is the durable queue.
+type Storage struct {
+	Path          string // "" means memory only
+	FsyncInterval time.Duration
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string
+	Format string
+}
+
+// ParseTarget parses one alertmanager.urls entry.
+func ParseTarget(s string) (Target, error) {
+	t := Target{Discovery: Static}
+	rest := s
+	switch {
+	case strings.HasPrefix(s, "dnssrv+"):
+		t.Discovery, rest = DNSSRV, strings.TrimPrefix(s, "dnssrv+")
+	case strings.HasPrefix(s, "dns+"):
+		t.Discovery, rest = DNSA, strings.TrimPrefix(s, "dns+")
+	}
+	u, err := url.Parse(rest)
+	if err != nil {
+		return t, fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return t, fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return t, fmt.Errorf("%q has no host", s)
+	}
+	if u.User != nil {
+		return t, fmt.Errorf("%q holds credentials: set them in alertmanager.http_config (basic_auth) so they are not logged", redactURL(u))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return t, fmt.Errorf("%q: a query or fragment is not allowed in an Alertmanager URL", s)
+	}
+	if t.Discovery == DNSA && u.Port() == "" {
+		return t, fmt.Errorf("%q: dns+ needs a port, as A/AAAA records carry none", s)
+	}
+	if t.Discovery == DNSSRV && u.Port() != "" {
+		return t, fmt.Errorf("%q: dnssrv+ takes the port from the SRV records; remove the port", s)
+	}
+	t.URL = u
+	return t, nil
+}
+
+func redactURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.UserPassword("xxxxx", "xxxxx")
+	}
+	return c.String()
+}

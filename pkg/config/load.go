@@ -1,0 +1,527 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	yamlv2 "go.yaml.in/yaml/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment variable that sets an option.
+const EnvPrefix = "FALCO_AM_BRIDGE"
+
+// ConfigFileFlag names the flag (and, upper-cased, the environment
+// variable) that points at the configuration file.
+const ConfigFileFlag = "config.file"
+
+// httpConfigKey is the file-only key holding Prometheus's HTTP client
+// configuration (TLS, authentication, proxy, headers) for Alertmanager.
+const httpConfigKey = "alertmanager.http_config"
+
+// option is one setting: its flag, its key in the file and environment, its
+// default, and how its value is parsed into a Config.
+type option struct {
+	flag string
+	key  string
+	list bool // repeatable flag, list in the file
+	def  string
+	help string
+	set  func(c *Config, v value) error
+}
+
+// Options lists every setting. Flags, file keys, environment variables and
+// the README's reference all come from here.
+func options() []option {
+	return []option{
+		{flag: "web.listen-address", key: "web.listen_address", def: ":2802",
+			help: "Address to listen on for Falco events, health checks and metrics.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.ListenAddress, err = v.hostPort()
+				return
+			}},
+		{flag: "web.config.file", key: "web.config_file",
+			help: "Prometheus web configuration file for TLS, mutual TLS and basic auth on the listener.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.ConfigFile, err = v.str()
+				return
+			}},
+		{flag: "web.bearer-token-file", key: "web.bearer_token_file",
+			help: "File holding a bearer token that senders must present (Authorization: Bearer ...).",
+			set: func(c *Config, v value) (err error) {
+				c.Web.BearerTokenFile, err = v.str()
+				return
+			}},
+		{flag: "web.max-request-bytes", key: "web.max_request_bytes", def: "4MiB",
+			help: "Largest request body accepted, after gzip decompression.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.MaxRequestBytes, err = v.bytes()
+				return
+			}},
+		{flag: "web.max-events-per-request", key: "web.max_events_per_request", def: "10000",
+			help: "Most events accepted in one request.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.MaxEventsPerRequest, err = v.positiveInt()
+				return
+			}},
+		{flag: "web.read-header-timeout", key: "web.read_header_timeout", def: "10s",
+			help: "Time allowed to read request headers.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.ReadHeaderTimeout, err = v.duration()
+				return
+			}},
+		{flag: "web.read-timeout", key: "web.read_timeout", def: "30s",
+			help: "Time allowed to read a whole request.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.ReadTimeout, err = v.duration()
+				return
+			}},
+		{flag: "web.write-timeout", key: "web.write_timeout", def: "30s",
+			help: "Time allowed to write a response.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.WriteTimeout, err = v.duration()
+				return
+			}},
+		{flag: "web.idle-timeout", key: "web.idle_timeout", def: "2m",
+			help: "How long an idle keep-alive connection (Falco reuses one) stays open.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.IdleTimeout, err = v.duration()
+				return
+			}},
+		{flag: "alertmanager.url", key: "alertmanager.urls", list: true, def: "http://127.0.0.1:9093",
+			help: "Alertmanager to send to; repeat for every Alertmanager of an HA cluster. dns+http://name:port follows A/AAAA records, dnssrv+http://_web._tcp.name follows SRV records.",
+			set: func(c *Config, v value) error {
+				urls, err := v.strs()
+				if err != nil {
+					return err
+				}
+				if len(urls) == 0 {
+					return errors.New("at least one Alertmanager URL is needed")
+				}
+				c.Alertmanager.URLs = urls
+				var errs []error
+				for i, u := range urls {
+					t, err := ParseTarget(u)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("[%d]: %w", i, err))
+						continue
+					}
+					c.Alertmanager.Targets = append(c.Alertmanager.Targets, t)
+				}
+				return errors.Join(errs...)
+			}},
+		{flag: "alertmanager.timeout", key: "alertmanager.timeout", def: "10s",
+			help: "Timeout of one POST to an Alertmanager.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.Timeout, err = v.positiveDuration()
+				return
+			}},
+		{flag: "alertmanager.queue-capacity", key: "alertmanager.queue_capacity", def: "10000",
+			help: "Alerts held per Alertmanager while it is slow or down; when full the oldest are dropped.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.QueueCapacity, err = v.positiveInt()
+				return
+			}},
+		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", def: "256",
+			help: "Most alerts in one POST.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.BatchSize, err = v.positiveInt()
+				return
+			}},
+		{flag: "alertmanager.batch-wait", key: "alertmanager.batch_wait", def: "10ms",
+			help: "How long a new alert waits for others to join its batch.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.BatchWait, err = v.duration()
+				return
+			}},
+		{flag: "alertmanager.min-backoff", key: "alertmanager.min_backoff", def: "500ms",
+			help: "First delay before retrying a failed POST; it doubles up to the maximum.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.MinBackoff, err = v.positiveDuration()
+				return
+			}},
+		{flag: "alertmanager.max-backoff", key: "alertmanager.max_backoff", def: "10s",
+			help: "Longest delay between retries.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.MaxBackoff, err = v.positiveDuration()
+				return
+			}},
+		{flag: "alertmanager.refresh-interval", key: "alertmanager.refresh_interval", def: "30s",
+			help: "How often dns+ and dnssrv+ names are resolved again.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.RefreshInterval, err = v.positiveDuration()
+				return
+			}},
+		{flag: "alertmanager.drain-timeout", key: "alertmanager.drain_timeout", def: "20s",
+			help: "On shutdown, how long to keep delivering queued alerts.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.DrainTimeout, err = v.duration()
+				return
+			}},
+		{flag: "mapping.file", key: "mapping.file",
+			help: "Label-mapping file; empty uses the mapping built into the binary (mapping/default.yaml).",
+			set: func(c *Config, v value) (err error) {
+				c.Mapping.File, err = v.str()
+				return
+			}},
+		{flag: "storage.path", key: "storage.path",
+			help: "Directory of the durable queue; empty keeps alerts in memory only.",
+			set: func(c *Config, v value) (err error) {
+				c.Storage.Path, err = v.str()
+				return
+			}},
+		{flag: "storage.fsync-interval", key: "storage.fsync_interval", def: "1s",
+			help: "How often the durable queue is synced to disk; 0 syncs before every answer.",
+			set: func(c *Config, v value) (err error) {
+				c.Storage.FsyncInterval, err = v.duration()
+				return
+			}},
+		{flag: "log.level", key: "log.level", def: "info",
+			help: "Log level: debug, info, warn or error.",
+			set: func(c *Config, v value) (err error) {
+				c.Log.Level, err = v.oneOf("debug", "info", "warn", "error")
+				return
+			}},
+		{flag: "log.format", key: "log.format", def: "logfmt",
+			help: "Log format: logfmt or json.",
+			set: func(c *Config, v value) (err error) {
+				c.Log.Format, err = v.oneOf("logfmt", "json")
+				return
+			}},
+	}
+}
+
+// Setting describes one option for documentation.
+type Setting struct {
+	Flag, Key, Env, Default, Help string
+}
+
+// Settings lists every option, for --help and the README.
+func Settings() []Setting {
+	out := []Setting{{Flag: ConfigFileFlag, Env: envName(ConfigFileFlag), Help: "YAML configuration file; every other flag can also be set there."}}
+	for _, o := range options() {
+		out = append(out, Setting{Flag: o.flag, Key: o.key, Env: envName(o.key), Default: o.def, Help: o.help})
+	}
+	out = append(out, Setting{Key: httpConfigKey, Help: "Prometheus HTTP client configuration for Alertmanager (tls_config, basic_auth, authorization, oauth2, proxy_url, http_headers); file only."})
+	return out
+}
+
+func envName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+}
+
+// RegisterFlags adds the serve flags to fs.
+func RegisterFlags(fs *pflag.FlagSet) {
+	fs.String(ConfigFileFlag, "", "YAML configuration file; every other flag can also be set there (env "+envName(ConfigFileFlag)+").")
+	for _, o := range options() {
+		help := o.help + " (env " + envName(o.key) + ")"
+		if o.list {
+			fs.StringArray(o.flag, []string{o.def}, help)
+			continue
+		}
+		fs.String(o.flag, o.def, help)
+	}
+}
+
+// Load reads the configuration: flags set on the command line win over
+// environment variables, which win over the file, which wins over defaults.
+// Every problem is reported, each naming its key and value.
+func Load(fs *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.AutomaticEnv()
+	opts := options()
+	for _, o := range opts {
+		f := fs.Lookup(o.flag)
+		if f == nil {
+			return nil, fmt.Errorf("flag --%s is not registered", o.flag)
+		}
+		if err := v.BindPFlag(o.key, f); err != nil {
+			return nil, err
+		}
+	}
+
+	c := &Config{}
+	if f := fs.Lookup(ConfigFileFlag); f != nil && f.Changed {
+		c.File = f.Value.String()
+	} else {
+		c.File = os.Getenv(envName(ConfigFileFlag))
+	}
+	var raw map[string]any
+	if c.File != "" {
+		data, err := os.ReadFile(c.File)
+		if err != nil {
+			return nil, fmt.Errorf("reading config file: %w", err)
+		}
+		if err := yaml.Unmarshal(data, &raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.File, err)
+		}
+		if err := checkKeys(c.File, raw, opts); err != nil {
+			return nil, err
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(strings.NewReader(string(data))); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.File, err)
+		}
+	}
+
+	var errs []error
+	for _, o := range opts {
+		if err := o.set(c, value{raw: v.Get(o.key)}); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", o.key, err))
+		}
+	}
+	if sub, ok := lookup(raw, httpConfigKey); ok {
+		if err := c.loadHTTPConfig(sub); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", httpConfigKey, err))
+		}
+	}
+	if c.Alertmanager.MaxBackoff < c.Alertmanager.MinBackoff {
+		errs = append(errs, fmt.Errorf("alertmanager.max_backoff: %s is shorter than alertmanager.min_backoff (%s)", c.Alertmanager.MaxBackoff, c.Alertmanager.MinBackoff))
+	}
+	if err := errors.Join(errs...); err != nil {
+		if c.File != "" {
+			return nil, fmt.Errorf("invalid configuration (%s):\n%w", c.File, err)
+		}
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+func (c *Config) loadHTTPConfig(sub any) error {
+	data, err := yamlv2.Marshal(sub)
+	if err != nil {
+		return err
+	}
+	if err := yamlv2.UnmarshalStrict(data, &c.Alertmanager.HTTPConfig); err != nil {
+		// Line numbers would point into the re-encoded section, not the
+		// file, so drop them.
+		return errors.New(strings.TrimPrefix(stripLines(err.Error()), "yaml: unmarshal errors:\n"))
+	}
+	if c.File != "" {
+		c.Alertmanager.HTTPConfig.SetDirectory(filepath.Dir(c.File))
+	}
+	return c.Alertmanager.HTTPConfig.Validate()
+}
+
+func stripLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if rest, ok := strings.CutPrefix(l, "line "); ok {
+			if _, after, found := strings.Cut(rest, ": "); found {
+				l = after
+			}
+		}
+		lines[i] = l
+	}
+	return strings.Join(lines, "; ")
+}
+
+// checkKeys rejects keys of the file that are no option, naming each.
+func checkKeys(file string, raw map[string]any, opts []option) error {
+	known := map[string]bool{httpConfigKey: true}
+	sections := map[string]bool{}
+	for _, o := range opts {
+		known[o.key] = true
+		sections[strings.SplitN(o.key, ".", 2)[0]] = true
+	}
+	var errs []error
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			full := k
+			if prefix != "" {
+				full = prefix + "." + k
+			}
+			switch {
+			case known[full]:
+			case prefix == "" && sections[k]:
+				sub, ok := m[k].(map[string]any)
+				if !ok {
+					if m[k] != nil {
+						errs = append(errs, fmt.Errorf("%s: %s: expected a mapping of settings", file, full))
+					}
+					continue
+				}
+				walk(full, sub)
+			default:
+				errs = append(errs, fmt.Errorf("%s: unknown key %q", file, full))
+			}
+		}
+	}
+	walk("", raw)
+	return errors.Join(errs...)
+}
+
+func lookup(m map[string]any, key string) (any, bool) {
+	parts := strings.Split(key, ".")
+	var cur any = m
+	for _, p := range parts {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur, ok = mm[p]
+		if !ok {
+			return nil, false
+		}
+	}
+	return cur, cur != nil
+}
+
+// value is a raw setting from whichever source won.
+type value struct{ raw any }
+
+func (v value) String() string {
+	switch r := v.raw.(type) {
+	case nil:
+		return ""
+	case string:
+		return r
+	default:
+		return fmt.Sprint(r)
+	}
+}
+
+func (v value) str() (string, error) {
+	switch v.raw.(type) {
+	case map[string]any, []any:
+		return "", fmt.Errorf("expected a string, got %v", v.raw)
+	}
+	return v.String(), nil
+}
+
+func (v value) strs() ([]string, error) {
+	var out []string
+	switch r := v.raw.(type) {
+	case nil:
+	case string:
+		// From the environment: comma- or space-separated.
+		for _, s := range strings.FieldsFunc(r, func(c rune) bool { return c == ',' || c == ' ' }) {
+			out = append(out, s)
+		}
+	case []string:
+		out = r
+	case []any:
+		for i, e := range r {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("[%d]: expected a string, got %v", i, e)
+			}
+			out = append(out, s)
+		}
+	default:
+		return nil, fmt.Errorf("expected a list of strings, got %v", r)
+	}
+	return out, nil
+}
+
+func (v value) oneOf(allowed ...string) (string, error) {
+	s := strings.ToLower(strings.TrimSpace(v.String()))
+	if !slices.Contains(allowed, s) {
+		return "", fmt.Errorf("%q is not one of %s", v.String(), strings.Join(allowed, ", "))
+	}
+	return s, nil
+}
+
+func (v value) hostPort() (string, error) {
+	s := v.String()
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return "", fmt.Errorf("%q is not host:port (%v)", s, err)
+	}
+	return s, nil
+}
+
+func (v value) duration() (time.Duration, error) {
+	if d, ok := v.raw.(time.Duration); ok {
+		return d, nil
+	}
+	s := strings.TrimSpace(v.String())
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		if td, err2 := time.ParseDuration(s); err2 == nil && td >= 0 {
+			return td, nil
+		}
+		return 0, fmt.Errorf("%q is not a duration (like 500ms, 10s, 5m)", s)
+	}
+	return time.Duration(d), nil
+}
+
+func (v value) positiveDuration() (time.Duration, error) {
+	d, err := v.duration()
+	if err == nil && d <= 0 {
+		err = fmt.Errorf("%q must be greater than 0", v.String())
+	}
+	return d, err
+}
+
+func (v value) positiveInt() (int, error) {
+	var n int
+	switch r := v.raw.(type) {
+	case int:
+		n = r
+	case int64:
+		n = int(r)
+	case float64:
+		if r != float64(int(r)) {
+			return 0, fmt.Errorf("%v is not a whole number", r)
+		}
+		n = int(r)
+	default:
+		var err error
+		if n, err = strconv.Atoi(strings.TrimSpace(v.String())); err != nil {
+			return 0, fmt.Errorf("%q is not a whole number", v.String())
+		}
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%d must be greater than 0", n)
+	}
+	return n, nil
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
+	{"B", 1},
+}
+
+// bytes reads a size: a number of bytes, or a number with a unit (KiB, MiB,
+// GiB, KB, MB, GB).
+func (v value) bytes() (int64, error) {
+	s := strings.TrimSpace(v.String())
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size (like 4MiB or 1048576)", v.String())
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,144 @@
+// Package falco decodes the JSON alerts that Falco's http_output and
+// falcosidekick's webhook output send. It owns the rules for what a valid
+// Falco event is and nothing else: no configuration, no I/O beyond the bytes
+// it is handed.
+package falco
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Event is one decoded Falco alert.
+type Event struct {
+	Rule     string
+	Priority Priority
+	// Time is the event's own time as Falco reported it, in UTC. It can be in
+	// the future when node clocks are skewed.
+	Time     time.Time
+	Output   string
+	Message  string // Falco 0.39+ json_include_message_property, else empty
+	Source   string
+	Hostname string
+	UUID     string // set by falcosidekick
+	Tags     []string
+	// Fields holds output_fields, plus any unknown top-level key of the
+	// nested shape flattened to dotted names.
+	Fields Fields
+}
+
+// Value is one output field value. It keeps the JSON Falco sent, so big
+// integers and the difference between null and "<NA>" survive, and a text
+// form for templates.
+type Value struct {
+	raw  []byte
+	text string
+}
+
+// String returns the value as text: strings unquoted, numbers exactly as
+// sent, lists joined with commas. It is empty when the field has no value
+// (null, "" or "<NA>").
+func (v Value) String() string { return v.text }
+
+// JSON returns the value as compact JSON, exactly as Falco sent it.
+func (v Value) JSON() []byte { return v.raw }
+
+// Present reports whether the field holds a value.
+func (v Value) Present() bool { return v.text != "" }
+
+// Fields maps Falco field names (proc.cmdline, ka.uri.param[command], ...)
+// to their values.
+type Fields map[string]Value
+
+// Get returns the first of names that has a value, or "".
+func (f Fields) Get(names ...string) string {
+	for _, n := range names {
+		if v, ok := f[n]; ok && v.text != "" {
+			return v.text
+		}
+	}
+	return ""
+}
+
+// JSON returns all fields as one compact JSON object with sorted keys and
+// every value exactly as sent.
+func (f Fields) JSON() string {
+	if len(f) == 0 {
+		return "{}"
+	}
+	keys := make([]string, 0, len(f))
+	size := 2
+	for k, v := range f {
+		keys = append(keys, k)
+		size += len(k) + len(v.raw) + 4
+	}
+	slices.Sort(keys)
+	var b bytes.Buffer
+	b.Grow(size)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSONString(&b, k)
+		b.WriteByte(':')
+		b.Write(f[k].raw)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+const hexDigits = "0123456789abcdef"
+
+// writeJSONString writes s as a JSON string. Keys come from decoded JSON, so
+// they are valid UTF-8; only quoting and control characters need escaping.
+func writeJSONString(b *bytes.Buffer, s string) {
+	b.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b.WriteString(s[start:i])
+		switch c {
+		case '"', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			b.WriteString(`\u00`)
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b.WriteString(s[start:])
+	b.WriteByte('"')
+}
+
+// noValue reports whether a string stands for "no value" in Falco output.
+func noValue(s string) bool { return s == "" || s == "<NA>" }
+
+// trimExcerpt shortens s for an error message.
+func trimExcerpt(s string) string {
+	s = strings.TrimSpace(s)
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,0 +1,94 @@
+package mapping
+
+import (
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+	"unicode"
+
+	amtemplate "github.com/prometheus/alertmanager/template"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+)
+
+// Data is what a mapping template sees.
+type Data struct {
+	Rule       string
+	Priority   string // as Falco writes it: Warning
+	Severity   string // from the mapping's severities
+	Source     string
+	Hostname   string
+	Output     string
+	Message    string
+	UUID       string
+	Tags       []string
+	Time       time.Time // the event's time
+	ReceivedAt time.Time // when the bridge received the event
+	// Labels holds the rendered labels; set for annotations and
+	// generator_url, which are rendered after the labels.
+	Labels map[string]string
+
+	ev         *falco.Event
+	fieldsJSON *string
+}
+
+func newData(ev *falco.Event, received time.Time, m *Mapping) *Data {
+	sev := ""
+	if p := ev.Priority; p >= 0 && int(p) < len(m.severities) {
+		sev = m.severities[p]
+	}
+	return &Data{
+		Rule: ev.Rule, Priority: ev.Priority.String(), Severity: sev, Source: ev.Source,
+		Hostname: ev.Hostname, Output: ev.Output, Message: ev.Message, UUID: ev.UUID,
+		Tags: ev.Tags, Time: ev.Time, ReceivedAt: received, ev: ev,
+	}
+}
+
+// Field returns the value of the first of the named Falco fields that has
+// one, or "".
+func (d *Data) Field(names ...string) string { return d.ev.Fields.Get(names...) }
+
+// FieldsJSON returns every output field as one compact JSON object.
+func (d *Data) FieldsJSON() string {
+	if d.fieldsJSON == nil {
+		s := d.ev.Fields.JSON()
+		d.fieldsJSON = &s
+	}
+	return *d.fieldsJSON
+}
+
+// HasTag reports whether the event carries tag.
+func (d *Data) HasTag(tag string) bool { return slices.Contains(d.ev.Tags, tag) }
+
+// funcs are Alertmanager's template functions, so what users know from
+// Alertmanager works here, plus the bridge's own.
+var funcs = func() template.FuncMap {
+	f := template.FuncMap{}
+	for k, v := range amtemplate.DefaultFuncs {
+		f[k] = v
+	}
+	f["camelCase"] = CamelCase
+	return f
+}()
+
+// CamelCase joins the words of s, each starting with a capital letter:
+// "Terminal shell in container" becomes "TerminalShellInContainer". Anything
+// but letters and digits separates words.
+func CamelCase(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	upper := true
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			upper = true
+			continue
+		}
+		if upper {
+			r = unicode.ToUpper(r)
+			upper = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

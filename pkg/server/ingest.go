@@ -1,0 +1,185 @@
+package server
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+)
+
+// maxErrorsShown caps the per-event errors listed in one answer.
+const maxErrorsShown = 100
+
+// EventError is one invalid event in a 400 answer.
+type EventError struct {
+	Index    int    `json:"index"`
+	Line     int    `json:"line"`
+	Field    string `json:"field,omitempty"`
+	Expected string `json:"expected"`
+	Got      string `json:"got,omitempty"`
+	Message  string `json:"message"`
+}
+
+// IngestAnswer is the JSON answer of POST /.
+type IngestAnswer struct {
+	Status string `json:"status"` // accepted, or error when some events were invalid
+	Accepted
+	Rejected int          `json:"rejected"`
+	Errors   []EventError `json:"errors,omitempty"`
+	// ErrorsTruncated is set when there were more errors than listed.
+	ErrorsTruncated bool `json:"errors_truncated,omitempty"`
+}
+
+const jsonOutputHint = "the body is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true)"
+
+func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLog *ratelog.Sampler) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		received := time.Now()
+		req := c.Request()
+		body, err := readBody(c, opts.MaxRequestBytes)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			return echo.NewHTTPError(http.StatusBadRequest, "empty body: expected a Falco event as JSON")
+		}
+		if !falco.LooksLikeJSON(body) {
+			if isJSONType(req.Header.Get(echo.HeaderContentType)) {
+				return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object or array")
+			}
+			return echo.NewHTTPError(http.StatusUnsupportedMediaType, jsonOutputHint)
+		}
+
+		raws := falco.Split(body)
+		if len(raws) > opts.MaxEventsPerRequest {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("%d events in one request, the limit is %d (web.max_events_per_request)", len(raws), opts.MaxEventsPerRequest))
+		}
+		m.received.Add(float64(len(raws)))
+		events := make([]falco.Event, 0, len(raws))
+		var errs []*falco.Error
+		for _, r := range raws {
+			ev, err := r.Decode()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			events = append(events, ev)
+		}
+
+		ans := IngestAnswer{Status: "accepted", Rejected: len(errs)}
+		if len(events) > 0 {
+			acc, err := p.Accept(events, received)
+			if err != nil {
+				// Nothing was taken: say so, so a sender that cares
+				// can retry.
+				logger.Error("events could not be queued", "events", len(events), "err", err)
+				return echo.NewHTTPError(http.StatusServiceUnavailable, "events could not be queued: "+err.Error())
+			}
+			ans.Accepted = acc
+		}
+		if len(errs) == 0 {
+			return c.JSON(http.StatusAccepted, ans)
+		}
+
+		m.invalid.Add(float64(len(errs)))
+		if ok, suppressed := invalidLog.Allow(received); ok {
+			logger.Warn("invalid Falco events rejected", "remote", c.RealIP(), "invalid", len(errs), "valid", len(events), "first", errs[0].Error(), "suppressed_since_last", suppressed)
+		}
+		ans.Status = "error"
+		for i, e := range errs {
+			if i == maxErrorsShown {
+				ans.ErrorsTruncated = true
+				break
+			}
+			ans.Errors = append(ans.Errors, EventError{
+				Index: e.Index, Line: e.Line, Field: e.Field, Expected: e.Expected, Got: e.Got, Message: e.Error(),
+			})
+		}
+		return c.JSON(http.StatusBadRequest, ans)
+	}
+}
+
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "application/x-ndjson" || mt == "application/jsonl"
+}
+
+// readBody reads the request body, gunzipping it when it says so, and
+// answers 413 past limit bytes (before or after decompression).
+func readBody(c echo.Context, limit int64) ([]byte, error) {
+	req := c.Request()
+	var r io.Reader = http.MaxBytesReader(c.Response(), req.Body, limit)
+	switch enc := strings.ToLower(strings.TrimSpace(req.Header.Get(echo.HeaderContentEncoding))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			if tooLarge(err) {
+				return nil, bodyTooLarge(limit)
+			}
+			return nil, echo.NewHTTPError(http.StatusBadRequest, "the body is not valid gzip: "+err.Error())
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or nothing", enc))
+	}
+	// Read one byte past the limit to tell "exactly the limit" from "more".
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		if tooLarge(err) {
+			return nil, bodyTooLarge(limit)
+		}
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "reading the body failed: "+err.Error())
+	}
+	if int64(len(body)) > limit {
+		return nil, bodyTooLarge(limit)
+	}
+	return body, nil
+}
+
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+func bodyTooLarge(limit int64) error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes (web.max_request_bytes)", limit))
+}
+
+// bearerAuth checks Authorization: Bearer when a token is configured.
+func bearerAuth(token func() string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == nil {
+				return next(c)
+			}
+			want := token()
+			if want == "" {
+				return next(c)
+			}
+			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="falco-am-bridge"`)
+				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token")
+			}
+			return next(c)
+		}
+	}
+}

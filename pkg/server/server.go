@@ -1,0 +1,188 @@
+// Package server is the HTTP side of falco-am-bridge: the ingest endpoint
+// Falco posts to, health and readiness, metrics and reload. Handlers get
+// their dependencies as arguments and hold no other state.
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+)
+
+// Pipeline takes decoded events: maps them and queues the alerts. It must
+// not wait on Alertmanager.
+type Pipeline interface {
+	Accept(events []falco.Event, received time.Time) (Accepted, error)
+}
+
+// Accepted says what became of a request's valid events.
+type Accepted struct {
+	Events  int `json:"accepted"`       // valid events taken
+	Alerts  int `json:"alerts"`         // alerts queued
+	Dropped int `json:"dropped"`        // events dropped by the mapping's filters
+	Errors  int `json:"mapping_errors"` // template errors; alerts were still made
+	Queues  int `json:"alertmanagers"`  // Alertmanager queues each alert went to
+}
+
+// Options configure the server.
+type Options struct {
+	MaxRequestBytes     int64
+	MaxEventsPerRequest int
+	// BearerToken, when it returns a non-empty token, must be presented
+	// on the ingest and reload endpoints.
+	BearerToken func() string
+}
+
+// Deps are what the handlers need.
+type Deps struct {
+	Logger   *slog.Logger
+	Pipeline Pipeline
+	// Ready says whether the bridge can take events; nil error means yes.
+	Ready func() error
+	// Reload reloads the configuration; nil disables POST /-/reload.
+	Reload   func() error
+	Gatherer prometheus.Gatherer
+	Registry prometheus.Registerer
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	received prometheus.Counter
+	invalid  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "falco_am_bridge", Name: "http_requests_total",
+			Help: "HTTP requests by handler and status code.",
+		}, []string{"handler", "code"}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "falco_am_bridge", Name: "events_received_total",
+			Help: "Falco events received, valid or not.",
+		}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "falco_am_bridge", Name: "events_invalid_total",
+			Help: "Falco events rejected as invalid (answered with 400).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.received, m.invalid)
+	}
+	return m
+}
+
+// New returns the HTTP handler of the bridge.
+func New(opts Options, deps Deps) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	m := newMetrics(deps.Registry)
+	e.HTTPErrorHandler = errorHandler(deps.Logger)
+	e.Use(countRequests(m))
+
+	auth := bearerAuth(opts.BearerToken)
+	sampler := ratelog.New(10 * time.Second)
+	e.POST("/", ingest(opts, deps.Pipeline, deps.Logger, m, sampler), auth)
+	healthy := func(c echo.Context) error { return c.String(http.StatusOK, "falco-am-bridge is Healthy.\n") }
+	e.GET("/-/healthy", healthy)
+	e.HEAD("/-/healthy", healthy)
+	ready := readiness(deps.Ready)
+	e.GET("/-/ready", ready)
+	e.HEAD("/-/ready", ready)
+	if deps.Gatherer != nil {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
+	}
+	if deps.Reload != nil {
+		e.POST("/-/reload", reload(deps.Reload), auth)
+	}
+	return e
+}
+
+// routeName keeps the handler label of the request counter bounded.
+func routeName(c echo.Context) string {
+	switch p := c.Path(); p {
+	case "/", "/-/healthy", "/-/ready", "/metrics", "/-/reload":
+		return p
+	default:
+		return "other"
+	}
+}
+
+func countRequests(m *metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			code := c.Response().Status
+			if err != nil {
+				var he *echo.HTTPError
+				if errors.As(err, &he) {
+					code = he.Code
+				} else {
+					code = http.StatusInternalServerError
+				}
+			}
+			m.requests.WithLabelValues(routeName(c), http.StatusText(code)).Inc()
+			return err
+		}
+	}
+}
+
+// errorBody is the JSON of every error answer.
+type errorBody struct {
+	Status string `json:"status"`
+	Error  string `json:"error"`
+}
+
+func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code := http.StatusInternalServerError
+		msg := "internal error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			if s, ok := he.Message.(string); ok {
+				msg = s
+			} else {
+				msg = http.StatusText(code)
+			}
+		} else {
+			logger.Error("request failed", "path", c.Request().URL.Path, "err", err)
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(code)
+			return
+		}
+		_ = c.JSON(code, errorBody{Status: "error", Error: msg})
+	}
+}
+
+func readiness(ready func() error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if ready != nil {
+			if err := ready(); err != nil {
+				return c.String(http.StatusServiceUnavailable, "falco-am-bridge is not ready: "+err.Error()+"\n")
+			}
+		}
+		return c.String(http.StatusOK, "falco-am-bridge is Ready.\n")
+	}
+}
+
+func reload(fn func() error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := fn(); err != nil {
+			return echo.NewHTTPError(http.StatusInternalServerError, "reload failed: "+err.Error())
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "success"})
+	}
+}
