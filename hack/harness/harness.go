@@ -1,0 +1,107 @@
+// Package harness runs real programs for end-to-end tests and demos: it finds
+// their binaries, picks free loopback ports, starts processes with their output
+// kept for the failure report, waits until they are ready and writes test
+// variants of the shipped Alertmanager configuration.
+//
+// It does not import testing; the functions taking a TB work with *testing.T.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// TB is the part of testing.TB this package uses.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Failed() bool
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
+// E2ERequiredEnv names the environment variable that, set to 1, turns a
+// missing binary from a skipped test into a failed one (CI sets it).
+const E2ERequiredEnv = "E2E_REQUIRED"
+
+// Binary returns the executable named by the environment variable env, such
+// as ALERTMANAGER_BIN. When the variable is unset or names no executable file
+// the test is skipped, or fails when E2E_REQUIRED=1.
+func Binary(t TB, env string) string {
+	t.Helper()
+	path := os.Getenv(env)
+	var problem string
+	if path == "" {
+		problem = fmt.Sprintf("%s is not set; run `make test`, which installs the binary and sets it", env)
+	} else if fi, err := os.Stat(path); err != nil {
+		problem = fmt.Sprintf("%s=%s: %v; run `make test`, which installs the binary", env, path, err)
+	} else if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+		problem = fmt.Sprintf("%s=%s is not an executable file", env, path)
+	}
+	if problem == "" {
+		return path
+	}
+	if os.Getenv(E2ERequiredEnv) == "1" {
+		t.Fatalf("%s (%s=1)", problem, E2ERequiredEnv)
+		return ""
+	}
+	t.Skipf("%s", problem)
+	return ""
+}
+
+// FreeAddr returns a loopback address ("127.0.0.1:port") whose port was free
+// a moment ago. Another process can take it before it is used; prefer
+// listening on port 0 where the program can report its address.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	return addr, nil
+}
+
+// WaitReady polls url every 50 ms until it answers 200 or ctx ends.
+func WaitReady(ctx context.Context, url string) error {
+	return waitReady(ctx, url, nil)
+}
+
+func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err // else keep the reason from before ctx ended
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w (last: %w)", url, context.Cause(ctx), last)
+		case <-exited:
+			return errors.New("process exited before " + url + " was ready")
+		case <-tick.C:
+		}
+	}
+}
