@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
@@ -17,8 +18,8 @@ import (
 
 // file is the mapping file as written.
 type file struct {
-	MinPriority  *falco.Priority   `yaml:"min_priority"`
-	TTL          *model.Duration   `yaml:"ttl"`
+	MinPriority  *prioritySrc      `yaml:"min_priority"`
+	TTL          *durationSrc      `yaml:"ttl"`
 	GeneratorURL tmplSrc           `yaml:"generator_url"`
 	Limits       limitsSpec        `yaml:"limits"`
 	Severities   map[string]string `yaml:"severities"`
@@ -34,30 +35,54 @@ type limitsSpec struct {
 	EscapeTemplateDelimiters *bool `yaml:"escape_template_delimiters"`
 }
 
+// The types with an UnmarshalYAML of their own are leaves (scalars, or
+// mappings of scalars): yaml.v3 does not carry KnownFields into a custom
+// unmarshaler, so structs must be decoded by the library itself.
 type overrideSpec struct {
-	Match       matchSpec       `yaml:"match"`
-	Labels      namedValues     `yaml:"labels"`
-	Annotations namedValues     `yaml:"annotations"`
-	TTL         *model.Duration `yaml:"ttl"`
-	Drop        bool            `yaml:"drop"`
-	line        int
-}
-
-func (o *overrideSpec) UnmarshalYAML(n *yaml.Node) error {
-	type plain overrideSpec
-	if err := n.Decode((*plain)(o)); err != nil {
-		return err
-	}
-	o.line = n.Line
-	return nil
+	Match       matchSpec    `yaml:"match"`
+	Labels      namedValues  `yaml:"labels"`
+	Annotations namedValues  `yaml:"annotations"`
+	TTL         *durationSrc `yaml:"ttl"`
+	Drop        bool         `yaml:"drop"`
 }
 
 type matchSpec struct {
-	Rule        stringList      `yaml:"rule"`
-	RuleRegex   tmplSrc         `yaml:"rule_regex"`
-	Tags        stringList      `yaml:"tags"`
-	Source      stringList      `yaml:"source"`
-	MinPriority *falco.Priority `yaml:"min_priority"`
+	Rule        stringList   `yaml:"rule"`
+	RuleRegex   tmplSrc      `yaml:"rule_regex"`
+	Tags        stringList   `yaml:"tags"`
+	Source      stringList   `yaml:"source"`
+	MinPriority *prioritySrc `yaml:"min_priority"`
+}
+
+// durationSrc is a duration (Prometheus syntax: 30s, 10m, 1h, 1d) with the
+// line it is on.
+type durationSrc struct {
+	d    time.Duration
+	line int
+}
+
+func (d *durationSrc) UnmarshalYAML(n *yaml.Node) error {
+	v, err := model.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 30s, 10m, 1h)", n.Line, n.Value)
+	}
+	d.d, d.line = time.Duration(v), n.Line
+	return nil
+}
+
+// prioritySrc is a Falco priority name with the line it is on.
+type prioritySrc struct {
+	p    falco.Priority
+	line int
+}
+
+func (p *prioritySrc) UnmarshalYAML(n *yaml.Node) error {
+	v, err := falco.ParsePriority(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("line %d: %q is not a Falco priority (emergency, alert, critical, error, warning, notice, informational, debug)", n.Line, n.Value)
+	}
+	p.p, p.line = v, n.Line
+	return nil
 }
 
 // tmplSrc is a template as written, with the line it is on.

@@ -125,13 +125,13 @@ func (c *compiler) compile(f *file) *Mapping {
 		severities:  defaultSeverities(),
 	}
 	if f.MinPriority != nil {
-		m.minPriority = *f.MinPriority
+		m.minPriority = f.MinPriority.p
 	}
 	if f.TTL != nil {
-		if *f.TTL <= 0 {
-			c.errorf(0, "ttl", "must be greater than 0, got %s", f.TTL)
+		if f.TTL.d <= 0 {
+			c.errorf(f.TTL.line, "ttl", "must be greater than 0, got %s", f.TTL.d)
 		}
-		m.ttl = time.Duration(*f.TTL)
+		m.ttl = f.TTL.d
 	}
 	if l := f.Limits.MaxLabelBytes; l != nil {
 		if *l < minLimitBytes {
@@ -181,7 +181,10 @@ func defaultSeverities() [8]string {
 
 func (c *compiler) override(i int, o overrideSpec) override {
 	key := fmt.Sprintf("overrides[%d]", i)
-	ov := override{index: i, tags: o.Match.Tags, sources: o.Match.Source, minPriority: o.Match.MinPriority, drop: o.Drop}
+	ov := override{index: i, tags: o.Match.Tags, sources: o.Match.Source, drop: o.Drop}
+	if mp := o.Match.MinPriority; mp != nil {
+		ov.minPriority = &mp.p
+	}
 	if len(o.Match.Rule) > 0 {
 		ov.rules = make(map[string]bool, len(o.Match.Rule))
 		for _, r := range o.Match.Rule {
@@ -196,10 +199,10 @@ func (c *compiler) override(i int, o overrideSpec) override {
 		ov.ruleRegex = re
 	}
 	if o.TTL != nil {
-		if *o.TTL <= 0 {
-			c.errorf(o.line, key+".ttl", "must be greater than 0, got %s", o.TTL)
+		if o.TTL.d <= 0 {
+			c.errorf(o.TTL.line, key+".ttl", "must be greater than 0, got %s", o.TTL.d)
 		}
-		ov.ttl = time.Duration(*o.TTL)
+		ov.ttl = o.TTL.d
 	}
 	ov.labels = c.templates(key+".labels", o.Labels)
 	ov.annotations = c.templates(key+".annotations", o.Annotations)
@@ -256,7 +259,10 @@ func (c *compiler) tryOut(m *Mapping) {
 	var buf bytes.Buffer
 	try := func(key string, t *template.Template) {
 		buf.Reset()
-		if err := t.Execute(&buf, d); err != nil {
+		// A function failing on the sample's values ("error calling
+		// index: index out of range") may well work on real events;
+		// anything else (a misspelt field, a wrong argument) never will.
+		if err := t.Execute(&buf, d); err != nil && !strings.Contains(err.Error(), "error calling ") {
 			c.errorf(0, key, "%v", err)
 		}
 	}
