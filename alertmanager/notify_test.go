@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,51 +62,15 @@ func quote(s string) string {
 	return string(b)
 }
 
-// slackMessage and pagerDutyEvent are the parts of the notification bodies
-// the test reads.
-type slackMessage struct {
-	Attachments []struct {
-		Title string `json:"title"`
-		Text  string `json:"text"`
-		Color string `json:"color"`
-	} `json:"attachments"`
-}
-
-type pagerDutyEvent struct {
-	RoutingKey  string `json:"routing_key"`
-	DedupKey    string `json:"dedup_key"`
-	EventAction string `json:"event_action"`
-	Payload     struct {
-		Summary       string         `json:"summary"`
-		Source        string         `json:"source"`
-		Severity      string         `json:"severity"`
-		Class         string         `json:"class"`
-		Component     string         `json:"component"`
-		Group         string         `json:"group"`
-		CustomDetails map[string]any `json:"custom_details"`
-	} `json:"payload"`
-}
-
-// detail returns a custom_details value as a string. The shipped templates
-// JSON-quote every value; Alertmanager 0.30 to 0.33 send that text as it is,
-// later versions decode it, so accept both.
-func detail(t *testing.T, ev pagerDutyEvent, key string) string {
+// detail returns a custom_details value as a string, failing the test when
+// it is missing.
+func detail(t *testing.T, ev capture.PagerDutyEvent, key string) string {
 	t.Helper()
-	v, ok := ev.Payload.CustomDetails[key]
+	v, ok := ev.Detail(key)
 	if !ok {
 		t.Errorf("custom_details has no %q: %v", key, ev.Payload.CustomDetails)
-		return ""
 	}
-	s, ok := v.(string)
-	if !ok {
-		t.Errorf("custom_details[%q] = %#v, want a string", key, v)
-		return ""
-	}
-	var unquoted string
-	if strings.HasPrefix(s, `"`) && json.Unmarshal([]byte(s), &unquoted) == nil {
-		return unquoted
-	}
-	return s
+	return v
 }
 
 func TestNotificationsReachSlackAndPagerDuty(t *testing.T) {
@@ -135,22 +97,8 @@ func TestNotificationsReachSlackAndPagerDuty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, err := harness.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	am := harness.StartT(t, exec.Command(bin,
-		"--config.file="+cfg,
-		"--web.listen-address="+addr,
-		"--web.external-url=http://"+addr,
-		"--cluster.listen-address=",
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--log.level=debug",
-	))
-	amURL := "http://" + addr
-	if err := am.WaitReady(ctx, amURL+"/-/ready"); err != nil {
-		t.Fatal(err)
-	}
+	am := harness.StartAlertmanager(ctx, t, harness.AlertmanagerOptions{Bin: bin, ConfigFile: cfg, DataDir: dir, LogLevel: "debug"})
+	amURL := am.URL
 
 	start := time.Now().Add(-10 * time.Second).UTC().Truncate(time.Millisecond)
 	critical := falcoAlert("Terminal shell in container", "TerminalShellInContainer", "critical", "web-0",
@@ -179,18 +127,18 @@ func TestNotificationsReachSlackAndPagerDuty(t *testing.T) {
 		t.Fatalf("%v; got %d PagerDuty events:\n%s", err, len(pdRecs), bodies(pdRecs))
 	}
 
-	slackByPod := map[string]slackMessage{}
+	slackByPod := map[string]capture.SlackMessage{}
 	for _, rec := range slackRecs {
-		var m slackMessage
+		var m capture.SlackMessage
 		decode(t, rec, &m)
 		if len(m.Attachments) != 1 {
 			t.Fatalf("Slack message with %d attachments: %s", len(m.Attachments), rec.Body)
 		}
 		slackByPod[podOf(m.Attachments[0].Title)] = m
 	}
-	pdByPod := map[string]pagerDutyEvent{}
+	pdByPod := map[string]capture.PagerDutyEvent{}
 	for _, rec := range pdRecs {
-		var ev pagerDutyEvent
+		var ev capture.PagerDutyEvent
 		decode(t, rec, &ev)
 		pdByPod[ev.Payload.Component] = ev
 	}
@@ -241,13 +189,13 @@ func TestNotificationsReachSlackAndPagerDuty(t *testing.T) {
 		}
 		last := recs[len(recs)-1]
 		if kind == capture.KindPagerDuty {
-			var ev pagerDutyEvent
+			var ev capture.PagerDutyEvent
 			decode(t, last, &ev)
 			if ev.DedupKey != pdByPod["web-0"].DedupKey {
 				t.Errorf("resolve dedup_key %q, trigger had %q", ev.DedupKey, pdByPod["web-0"].DedupKey)
 			}
 		} else {
-			var m slackMessage
+			var m capture.SlackMessage
 			decode(t, last, &m)
 			if c := m.Attachments[0].Color; c != "good" || podOf(m.Attachments[0].Title) != "web-0" {
 				t.Errorf("resolved Slack message: title %q, color %q", m.Attachments[0].Title, c)
@@ -256,7 +204,7 @@ func TestNotificationsReachSlackAndPagerDuty(t *testing.T) {
 	}
 }
 
-func checkSlack(t *testing.T, m slackMessage, a alert, color string) slackMessage {
+func checkSlack(t *testing.T, m capture.SlackMessage, a alert, color string) capture.SlackMessage {
 	t.Helper()
 	if len(m.Attachments) == 0 {
 		t.Errorf("no Slack message for pod %s", a.Labels["pod_name"])
@@ -286,7 +234,7 @@ func checkSlack(t *testing.T, m slackMessage, a alert, color string) slackMessag
 	return m
 }
 
-func checkPagerDuty(t *testing.T, ev pagerDutyEvent, a alert, routingKey string) {
+func checkPagerDuty(t *testing.T, ev capture.PagerDutyEvent, a alert, routingKey string) {
 	t.Helper()
 	if ev.EventAction == "" {
 		t.Errorf("no PagerDuty event for pod %s", a.Labels["pod_name"])
