@@ -208,3 +208,23 @@ func TestSettingsCoverEveryFlag(t *testing.T) {
 		}
 	})
 }
+
+// TestREADMEDocumentsEverySetting keeps the README's reference in step
+// with the code.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Settings() {
+		if s.Flag != "" && !strings.Contains(string(readme), "`--"+s.Flag+"`") && !strings.Contains(string(readme), "--"+s.Flag+"`") {
+			t.Errorf("README.md does not document --%s", s.Flag)
+		}
+		if s.Key != "" && !strings.Contains(string(readme), s.Key) {
+			t.Errorf("README.md does not document the key %s", s.Key)
+		}
+		if s.Default != "" && !strings.Contains(string(readme), "`"+s.Default+"`") {
+			t.Errorf("README.md does not show the default %q of %s", s.Default, s.Key)
+		}
+	}
+}

@@ -34,7 +34,9 @@ const httpConfigKey = "alertmanager.http_config"
 type option struct {
 	flag string
 	key  string
-	list bool // repeatable flag, list in the file
+	list bool   // repeatable flag, list in the file
+	typ  string // shown in --help: duration, number, size; default string.
+	// Not "int": viper converts flags of that type itself, silently.
 	def  string
 	help string
 	set  func(c *Config, v value) error
@@ -62,37 +64,37 @@ func options() []option {
 				c.Web.BearerTokenFile, err = v.str()
 				return
 			}},
-		{flag: "web.max-request-bytes", key: "web.max_request_bytes", def: "4MiB",
+		{flag: "web.max-request-bytes", key: "web.max_request_bytes", typ: "size", def: "4MiB",
 			help: "Largest request body accepted, after gzip decompression.",
 			set: func(c *Config, v value) (err error) {
 				c.Web.MaxRequestBytes, err = v.bytes()
 				return
 			}},
-		{flag: "web.max-events-per-request", key: "web.max_events_per_request", def: "10000",
+		{flag: "web.max-events-per-request", key: "web.max_events_per_request", typ: "number", def: "10000",
 			help: "Most events accepted in one request.",
 			set: func(c *Config, v value) (err error) {
 				c.Web.MaxEventsPerRequest, err = v.positiveInt()
 				return
 			}},
-		{flag: "web.read-header-timeout", key: "web.read_header_timeout", def: "10s",
+		{flag: "web.read-header-timeout", key: "web.read_header_timeout", typ: "duration", def: "10s",
 			help: "Time allowed to read request headers.",
 			set: func(c *Config, v value) (err error) {
 				c.Web.ReadHeaderTimeout, err = v.duration()
 				return
 			}},
-		{flag: "web.read-timeout", key: "web.read_timeout", def: "30s",
+		{flag: "web.read-timeout", key: "web.read_timeout", typ: "duration", def: "30s",
 			help: "Time allowed to read a whole request.",
 			set: func(c *Config, v value) (err error) {
 				c.Web.ReadTimeout, err = v.duration()
 				return
 			}},
-		{flag: "web.write-timeout", key: "web.write_timeout", def: "30s",
+		{flag: "web.write-timeout", key: "web.write_timeout", typ: "duration", def: "30s",
 			help: "Time allowed to write a response.",
 			set: func(c *Config, v value) (err error) {
 				c.Web.WriteTimeout, err = v.duration()
 				return
 			}},
-		{flag: "web.idle-timeout", key: "web.idle_timeout", def: "2m",
+		{flag: "web.idle-timeout", key: "web.idle_timeout", typ: "duration", def: "2m",
 			help: "How long an idle keep-alive connection (Falco reuses one) stays open.",
 			set: func(c *Config, v value) (err error) {
 				c.Web.IdleTimeout, err = v.duration()
@@ -120,49 +122,49 @@ func options() []option {
 				}
 				return errors.Join(errs...)
 			}},
-		{flag: "alertmanager.timeout", key: "alertmanager.timeout", def: "10s",
+		{flag: "alertmanager.timeout", key: "alertmanager.timeout", typ: "duration", def: "10s",
 			help: "Timeout of one POST to an Alertmanager.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.Timeout, err = v.positiveDuration()
 				return
 			}},
-		{flag: "alertmanager.queue-capacity", key: "alertmanager.queue_capacity", def: "10000",
+		{flag: "alertmanager.queue-capacity", key: "alertmanager.queue_capacity", typ: "number", def: "10000",
 			help: "Alerts held per Alertmanager while it is slow or down; when full the oldest are dropped.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.QueueCapacity, err = v.positiveInt()
 				return
 			}},
-		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", def: "256",
+		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", typ: "number", def: "256",
 			help: "Most alerts in one POST.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.BatchSize, err = v.positiveInt()
 				return
 			}},
-		{flag: "alertmanager.batch-wait", key: "alertmanager.batch_wait", def: "10ms",
+		{flag: "alertmanager.batch-wait", key: "alertmanager.batch_wait", typ: "duration", def: "10ms",
 			help: "How long a new alert waits for others to join its batch.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.BatchWait, err = v.duration()
 				return
 			}},
-		{flag: "alertmanager.min-backoff", key: "alertmanager.min_backoff", def: "500ms",
+		{flag: "alertmanager.min-backoff", key: "alertmanager.min_backoff", typ: "duration", def: "500ms",
 			help: "First delay before retrying a failed POST; it doubles up to the maximum.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.MinBackoff, err = v.positiveDuration()
 				return
 			}},
-		{flag: "alertmanager.max-backoff", key: "alertmanager.max_backoff", def: "10s",
+		{flag: "alertmanager.max-backoff", key: "alertmanager.max_backoff", typ: "duration", def: "10s",
 			help: "Longest delay between retries.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.MaxBackoff, err = v.positiveDuration()
 				return
 			}},
-		{flag: "alertmanager.refresh-interval", key: "alertmanager.refresh_interval", def: "30s",
+		{flag: "alertmanager.refresh-interval", key: "alertmanager.refresh_interval", typ: "duration", def: "30s",
 			help: "How often dns+ and dnssrv+ names are resolved again.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.RefreshInterval, err = v.positiveDuration()
 				return
 			}},
-		{flag: "alertmanager.drain-timeout", key: "alertmanager.drain_timeout", def: "20s",
+		{flag: "alertmanager.drain-timeout", key: "alertmanager.drain_timeout", typ: "duration", def: "20s",
 			help: "On shutdown, how long to keep delivering queued alerts.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.DrainTimeout, err = v.duration()
@@ -180,7 +182,7 @@ func options() []option {
 				c.Storage.Path, err = v.str()
 				return
 			}},
-		{flag: "storage.fsync-interval", key: "storage.fsync_interval", def: "1s",
+		{flag: "storage.fsync-interval", key: "storage.fsync_interval", typ: "duration", def: "1s",
 			help: "How often the durable queue is synced to disk; 0 syncs before every answer.",
 			set: func(c *Config, v value) (err error) {
 				c.Storage.FsyncInterval, err = v.duration()
@@ -192,7 +194,7 @@ func options() []option {
 				c.Log.Level, err = v.oneOf("debug", "info", "warn", "error")
 				return
 			}},
-		{flag: "log.format", key: "log.format", def: "logfmt",
+		{flag: "log.format", key: "log.format", typ: "duration", def: "logfmt",
 			help: "Log format: logfmt or json.",
 			set: func(c *Config, v value) (err error) {
 				c.Log.Format, err = v.oneOf("logfmt", "json")
@@ -229,7 +231,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.StringArray(o.flag, []string{o.def}, help)
 			continue
 		}
-		fs.String(o.flag, o.def, help)
+		fs.Var(&textValue{s: o.def, typ: o.typ}, o.flag, help)
+		fs.Lookup(o.flag).DefValue = o.def
 	}
 }
 
@@ -524,4 +527,17 @@ func (v value) bytes() (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (like 4MiB or 1048576)", v.String())
 	}
 	return n * mult, nil
+}
+
+// textValue is a string flag that names its type in --help; the value is
+// parsed, with errors naming the key, by Load.
+type textValue struct{ s, typ string }
+
+func (v *textValue) String() string     { return v.s }
+func (v *textValue) Set(s string) error { v.s = s; return nil }
+func (v *textValue) Type() string {
+	if v.typ == "" {
+		return "string"
+	}
+	return v.typ
 }

@@ -1,0 +1,281 @@
+// Command demo runs falco-am-bridge end to end and shows what Slack and
+// PagerDuty receive: a capture server standing in for both, a real
+// Alertmanager with the shipped alertmanager.yml, the bridge, and a handful
+// of Falco events posted as Falco's http_output posts them. `make demo` runs
+// it with ALERTMANAGER_BIN and BRIDGE_BIN set.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/falco-am-bridge/falco-am-bridge/hack/capture/capture"
+	"github.com/falco-am-bridge/falco-am-bridge/hack/harness"
+)
+
+const (
+	groupInterval = 2 * time.Second
+	ttl           = "15s"
+	routingKey    = "R0UTINGKEY00000000000000000000000"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	d := &demo{out: os.Stdout}
+	code := d.run(ctx)
+	stop()
+	d.cleanup()
+	os.Exit(code)
+}
+
+// demo implements harness.TB for a program: a fatal error stops the demo
+// after running the cleanups.
+type demo struct {
+	out      io.Writer
+	cleanups []func()
+	failed   bool
+}
+
+type fatal struct{ msg string }
+
+func (d *demo) Helper()                 {}
+func (d *demo) Cleanup(f func())        { d.cleanups = append(d.cleanups, f) }
+func (d *demo) Failed() bool            { return d.failed }
+func (d *demo) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+func (d *demo) Fatalf(f string, a ...any) {
+	d.failed = true
+	panic(fatal{fmt.Sprintf(f, a...)})
+}
+func (d *demo) Skipf(f string, a ...any) { d.Fatalf(f, a...) }
+
+func (d *demo) cleanup() {
+	for i := len(d.cleanups) - 1; i >= 0; i-- {
+		d.cleanups[i]()
+	}
+	d.cleanups = nil
+}
+
+func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
+
+func (d *demo) run(ctx context.Context) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatal)
+			if !ok {
+				panic(r)
+			}
+			fmt.Fprintln(os.Stderr, "demo failed:", f.msg)
+			code = 1
+		}
+	}()
+	started := time.Now()
+	root, err := os.Getwd()
+	if err != nil {
+		d.Fatalf("%v", err)
+	}
+	dir, err := os.MkdirTemp("", "falco-am-bridge-demo")
+	if err != nil {
+		d.Fatalf("%v", err)
+	}
+	d.Cleanup(func() { os.RemoveAll(dir) })
+
+	receiver := capture.New(nil)
+	if err := receiver.Start("127.0.0.1:0"); err != nil {
+		d.Fatalf("%v", err)
+	}
+	d.Cleanup(func() { receiver.Close() })
+
+	cfg, err := harness.WriteAlertmanagerOverlay(filepath.Join(root, "alertmanager", "alertmanager.yml"), dir, harness.AlertmanagerOverlay{
+		GroupWait: groupInterval, GroupInterval: groupInterval, RepeatInterval: time.Hour,
+		SlackAPIURL:         receiver.URL() + "/slack/services/T000/B000/XXXX",
+		PagerDutyRoutingKey: routingKey,
+		PagerDutyURL:        receiver.URL() + "/pagerduty/v2/enqueue",
+	})
+	if err != nil {
+		d.Fatalf("%v", err)
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	am := harness.StartAlertmanager(startCtx, d, harness.AlertmanagerOptions{
+		Bin: harness.Binary(d, "ALERTMANAGER_BIN"), ConfigFile: cfg, DataDir: dir,
+	})
+
+	mappingFile := filepath.Join(dir, "mapping.yaml")
+	shipped, err := os.ReadFile(filepath.Join(root, "mapping", "default.yaml"))
+	if err != nil {
+		d.Fatalf("%v", err)
+	}
+	if err := os.WriteFile(mappingFile, bytes.Replace(shipped, []byte("\nttl: 10m\n"), []byte("\nttl: "+ttl+"\n"), 1), 0o600); err != nil {
+		d.Fatalf("%v", err)
+	}
+	bridge := harness.StartBridge(startCtx, d, harness.BridgeOptions{
+		Bin: harness.Binary(d, "BRIDGE_BIN"), Alertmanagers: []string{am.URL}, MappingFile: mappingFile,
+	})
+
+	d.printf("falco-am-bridge demo\n\n")
+	d.printf("  Alertmanager UI   %s/#/alerts   (shipped alertmanager/alertmanager.yml; group_wait and group_interval %s for the demo)\n", am.URL, groupInterval)
+	d.printf("  bridge            %s/   (POST Falco events here)   metrics %s/metrics\n", bridge.URL, bridge.URL)
+	d.printf("  Slack, PagerDuty  %s   (a capture server records what Alertmanager sends)\n", receiver.URL())
+	d.printf("  alert TTL         %s for the demo (shipped mapping: 10m), so you see them resolve\n\n", ttl)
+
+	events := d.events(root)
+	d.printf("Posting %d Falco events, one per request, as Falco's http_output does:\n", len(events))
+	for _, e := range events {
+		d.post(bridge.URL, e)
+	}
+
+	d.printf("\nWaiting for Alertmanager's notifications…\n")
+	firingSlack, firingPD := 0, 0
+	for _, e := range events {
+		firingSlack++
+		if e.critical {
+			firingPD++
+		}
+	}
+	d.wait(ctx, receiver, firingSlack, firingPD, 30*time.Second)
+	d.show(receiver.Records(""), "firing")
+
+	d.printf("\nNo more events: the alerts resolve by themselves when their %s TTL runs out…\n", ttl)
+	d.wait(ctx, receiver, 2*firingSlack, 2*firingPD, 45*time.Second)
+	d.show(receiver.Records("")[firingSlack+firingPD:], "resolved")
+
+	d.printf("\nBridge metrics (%s/metrics):\n", bridge.URL)
+	d.metrics(bridge.URL)
+	d.printf("\nDone in %s; stopping Alertmanager, the bridge and the capture server.\n", time.Since(started).Round(time.Second))
+	return 0
+}
+
+type event struct {
+	name     string
+	body     []byte
+	critical bool
+}
+
+// events returns the seed example of ../shared when present, then the
+// repository's sample events.
+func (d *demo) events(root string) []event {
+	var out []event
+	seed := filepath.Join(root, "..", "shared", "falco-events", "seed-example.json")
+	if b, err := os.ReadFile(seed); err == nil {
+		out = append(out, event{name: "seed example (nested shape)", body: b})
+	} else {
+		d.printf("(%s not found; using the repository's samples only)\n", seed)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "examples", "events", "*.json"))
+	slices.Sort(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			d.Fatalf("%v", err)
+		}
+		var head struct {
+			Priority string `json:"priority"`
+		}
+		_ = json.Unmarshal(b, &head)
+		crit := strings.EqualFold(head.Priority, "critical") || strings.EqualFold(head.Priority, "alert") || strings.EqualFold(head.Priority, "emergency")
+		rel, _ := filepath.Rel(root, f)
+		out = append(out, event{name: rel, body: b, critical: crit})
+	}
+	return out
+}
+
+func (d *demo) post(url string, e event) {
+	resp, err := http.Post(url+"/", "application/json", bytes.NewReader(e.body))
+	if err != nil {
+		d.Fatalf("posting %s: %v", e.name, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d.printf("  %-45s -> %d %s\n", e.name, resp.StatusCode, strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusAccepted {
+		d.Fatalf("the bridge refused %s", e.name)
+	}
+}
+
+func (d *demo) wait(ctx context.Context, receiver *capture.Server, slack, pd int, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := receiver.Wait(ctx, "", func(r []capture.Record) bool {
+		var s, p int
+		for _, rec := range r {
+			switch rec.Kind {
+			case capture.KindSlack:
+				s++
+			case capture.KindPagerDuty:
+				p++
+			}
+		}
+		return s >= slack && p >= pd
+	})
+	if err != nil {
+		d.Fatalf("%v (got %d notifications)", err, len(receiver.Records("")))
+	}
+}
+
+// show prints notifications the way a responder would read them.
+func (d *demo) show(recs []capture.Record, what string) {
+	for _, r := range recs {
+		switch r.Kind {
+		case capture.KindSlack:
+			m, err := r.Slack()
+			if err != nil {
+				d.Fatalf("%v", err)
+			}
+			d.printf("\n┌─ Slack (%s, color %s)\n│ %s\n", what, m.Attachments[0].Color, m.Title())
+			for _, line := range strings.Split(strings.TrimRight(m.Text(), "\n"), "\n") {
+				d.printf("│   %s\n", line)
+			}
+			d.printf("└─\n")
+		case capture.KindPagerDuty:
+			ev, err := r.PagerDuty()
+			if err != nil {
+				d.Fatalf("%v", err)
+			}
+			p := ev.Payload
+			d.printf("\n┌─ PagerDuty (%s) event_action=%s severity=%s dedup_key=%.12s…\n│ %s\n", what, ev.EventAction, p.Severity, ev.DedupKey, p.Summary)
+			d.printf("│   class=%s component=%s group=%s source=%s\n", p.Class, p.Component, p.Group, p.Source)
+			keys := make([]string, 0, len(p.CustomDetails))
+			for k := range p.CustomDetails {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				v, _ := ev.Detail(k)
+				if v == "" || v == "null" {
+					continue
+				}
+				if len(v) > 160 {
+					v = v[:157] + "…"
+				}
+				d.printf("│   %-14s %s\n", k+":", strings.ReplaceAll(v, "\n", " / "))
+			}
+			d.printf("└─\n")
+		}
+	}
+}
+
+func (d *demo) metrics(url string) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		d.Fatalf("%v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "falco_am_bridge_") && !strings.HasPrefix(line, "falco_am_bridge_build_info") &&
+			!strings.Contains(line, "_bucket") && !strings.HasSuffix(line, " 0") && !strings.Contains(line, "timestamp") {
+			d.printf("  %s\n", line)
+		}
+	}
+}
