@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/server"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
 
 // App is a running bridge.
@@ -37,6 +37,8 @@ type App struct {
 	registry *prometheus.Registry
 	mapping  atomic.Pointer[mapping.Mapping]
 	manager  *alertmanager.Manager
+	discover *alertmanager.Discovery
+	store    *storage.Store // nil without --storage.path
 	metrics  *metrics
 	token    atomic.Pointer[string]
 	ln       net.Listener
@@ -44,9 +46,21 @@ type App struct {
 	reloadMu sync.Mutex
 }
 
+// Options are what tests change; the zero value is what serve uses.
+type Options struct {
+	// Resolver resolves dns+ and dnssrv+ Alertmanager names; nil means
+	// the system's.
+	Resolver alertmanager.Resolver
+}
+
 // New builds everything that can fail and starts listening, so that Addr
 // is known; Run serves.
 func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
+	return NewWithOptions(cfg, logger, Options{})
+}
+
+// NewWithOptions is New with test seams.
+func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App, error) {
 	a := &App{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -79,7 +93,20 @@ func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
 		HTTPClient:    httpClient,
 		UserAgent:     userAgent(),
 	}, logger, a.registry)
-	a.manager.SetTargets(staticTargets(cfg.Alertmanager.Targets))
+	a.discover = alertmanager.NewDiscovery(sources(cfg.Alertmanager.Targets), opts.Resolver, a.manager, logger, a.registry)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = a.discover.Refresh(ctx)
+	cancel()
+	if err != nil {
+		// Not fatal: the names are resolved again every refresh interval.
+		logger.Error("resolving Alertmanagers failed", "err", err)
+	}
+	if cfg.Storage.Path != "" {
+		if err := a.openStorage(); err != nil {
+			a.abort()
+			return nil, err
+		}
+	}
 
 	handler := server.New(server.Options{
 		MaxRequestBytes:     cfg.Web.MaxRequestBytes,
@@ -104,16 +131,27 @@ func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
 	}
 	if cfg.Web.ConfigFile != "" {
 		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
-			a.manager.Close(context.Background(), false)
+			a.abort()
 			return nil, fmt.Errorf("web.config_file: %w", err)
 		}
 	}
 	a.ln, err = net.Listen("tcp", cfg.Web.ListenAddress)
 	if err != nil {
-		a.manager.Close(context.Background(), false)
+		a.abort()
 		return nil, fmt.Errorf("web.listen_address: %w", err)
 	}
 	return a, nil
+}
+
+// abort undoes New when a later step fails: nothing is delivered, and
+// what the durable queue holds stays there.
+func (a *App) abort() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	a.manager.Close(ctx, true)
+	if a.store != nil {
+		_ = a.store.Close()
+	}
 }
 
 // LoadMapping compiles the mapping file at path, or the built-in mapping
@@ -145,14 +183,38 @@ func (a *App) loadToken() error {
 	return nil
 }
 
-func staticTargets(ts []config.Target) []*url.URL {
-	var out []*url.URL
+func sources(ts []config.Target) []alertmanager.Source {
+	out := make([]alertmanager.Source, 0, len(ts))
 	for _, t := range ts {
-		if t.Discovery == config.Static {
-			out = append(out, t.URL)
+		kind := alertmanager.SourceStatic
+		switch t.Discovery {
+		case config.DNSA:
+			kind = alertmanager.SourceDNSA
+		case config.DNSSRV:
+			kind = alertmanager.SourceDNSSRV
 		}
+		out = append(out, alertmanager.Source{Kind: kind, URL: t.URL})
 	}
 	return out
+}
+
+// openStorage opens the durable queue and queues what a previous run left.
+func (a *App) openStorage() error {
+	store, replayed, err := storage.Open(a.cfg.Storage.Path, storage.Options{FsyncInterval: a.cfg.Storage.FsyncInterval}, a.logger, a.registry)
+	if err != nil {
+		return err
+	}
+	for _, r := range replayed {
+		if a.manager.Send(r.Alert, r.Ack) == 0 {
+			a.metrics.dropped.WithLabelValues(dropNoAlertmanager).Inc()
+		}
+	}
+	store.ReplayDone()
+	if len(replayed) > 0 {
+		a.logger.Info("durable queue: alerts of a previous run queued again", "alerts", len(replayed), "path", a.cfg.Storage.Path)
+	}
+	a.store = store
+	return nil
 }
 
 func userAgent() string { return "falco-am-bridge/" + version.Version }
@@ -169,6 +231,11 @@ func (a *App) Registry() *prometheus.Registry { return a.registry }
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	a.logger.Info("starting falco-am-bridge", "version", version.Info(), "listen", a.Addr(),
 		"alertmanagers", strings.Join(a.cfg.Alertmanager.URLs, ","), "mapping", a.mapping.Load().Name())
+	if a.discover.Dynamic() {
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go a.discover.Run(dctx, a.cfg.Alertmanager.RefreshInterval)
+	}
 	serveErr := make(chan error, 1)
 	go func() {
 		flags := &web.FlagConfig{WebConfigFile: &a.cfg.Web.ConfigFile, WebListenAddresses: &[]string{a.Addr()}, WebSystemdSocket: new(bool)}
@@ -205,10 +272,20 @@ func (a *App) shutdown() {
 	cancel()
 	ctx, cancel = context.WithTimeout(context.Background(), a.cfg.Alertmanager.DrainTimeout)
 	defer cancel()
-	if left := a.manager.Close(ctx, false); left > 0 {
-		a.logger.Warn("alerts left undelivered at shutdown", "alerts", left)
-	} else {
+	durable := a.store != nil
+	left := a.manager.Close(ctx, durable)
+	switch {
+	case left == 0:
 		a.logger.Info("all queued alerts delivered")
+	case durable:
+		a.logger.Warn("alerts left undelivered at shutdown are kept in the durable queue for the next start", "alerts", left)
+	default:
+		a.logger.Warn("alerts left undelivered at shutdown are dropped (no --storage.path)", "alerts", left)
+	}
+	if durable {
+		if err := a.store.Close(); err != nil {
+			a.logger.Error("closing the durable queue", "err", err)
+		}
 	}
 }
 
@@ -239,10 +316,11 @@ func (a *App) Reload() error {
 func (a *App) ready() error { return a.manager.Ready() }
 
 // Accept maps events to alerts and queues them; it implements
-// server.Pipeline.
+// server.Pipeline. In durable mode the alerts are written to disk first.
 func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted, error) {
 	m := a.mapping.Load()
 	acc := server.Accepted{Events: len(events)}
+	alerts := make([]*alertmanager.Alert, 0, len(events))
 	for i := range events {
 		res := m.Map(&events[i], received)
 		if len(res.Errors) > 0 {
@@ -258,17 +336,37 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 			a.logger.Debug("event dropped by the mapping", "rule", events[i].Rule, "priority", events[i].Priority, "reason", res.Dropped)
 			continue
 		}
-		acc.Queues = a.manager.Send(res.Alert, nil)
+		alerts = append(alerts, res.Alert)
+	}
+	a.metrics.accepted.Add(float64(acc.Events))
+	if len(alerts) == 0 {
+		return acc, nil
+	}
+
+	var ack alertmanager.Ack
+	if a.store != nil {
+		seg, err := a.store.Append(alerts)
+		if err != nil {
+			// Still deliver from memory: Falco does not retry, so
+			// refusing would lose the alerts for sure.
+			a.metrics.storageFallback.Add(float64(len(alerts)))
+			a.logger.Error("durable queue write failed; these alerts are queued in memory only", "alerts", len(alerts), "err", err)
+		} else {
+			ack = seg
+			defer seg.Done()
+		}
+	}
+	for _, al := range alerts {
+		acc.Queues = a.manager.Send(al, ack)
 		if acc.Queues == 0 {
 			acc.Dropped++
 			a.metrics.dropped.WithLabelValues(dropNoAlertmanager).Inc()
 			if ok, n := a.metrics.noTargetLog.Allow(received); ok {
-				a.logger.Error("no Alertmanager to send to; alert dropped", "labels", res.Alert.Labels.String(), "suppressed_since_last", n)
+				a.logger.Error("no Alertmanager to send to; alert dropped", "labels", al.Labels.String(), "suppressed_since_last", n)
 			}
 			continue
 		}
 		acc.Alerts++
 	}
-	a.metrics.accepted.Add(float64(acc.Events))
 	return acc, nil
 }

@@ -82,6 +82,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // given extra flags.
 func startApp(t *testing.T, args ...string) *App {
 	t.Helper()
+	return startAppWith(t, func(a *App) bool {
+		resp, err := http.Get("http://" + a.Addr() + "/-/healthy")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, args...)
+}
+
+func loadConfig(t *testing.T, args ...string) *config.Config {
+	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	config.RegisterFlags(fs)
 	if err := fs.Parse(append([]string{"--web.listen-address=127.0.0.1:0", "--alertmanager.batch-wait=0s"}, args...)); err != nil {
@@ -91,8 +103,19 @@ func startApp(t *testing.T, args ...string) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func startAppWith(t *testing.T, up func(*App) bool, args ...string) *App {
+	t.Helper()
+	return runApp(t, loadConfig(t, args...), Options{}, up)
+}
+
+// runApp starts the bridge and stops it when the test ends.
+func runApp(t *testing.T, cfg *config.Config, opts Options, up func(*App) bool) *App {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := New(cfg, logger)
+	a, err := NewWithOptions(cfg, logger, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +128,7 @@ func startApp(t *testing.T, args ...string) *App {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	waitFor(t, "the bridge to be healthy", func() bool {
-		resp, err := http.Get("http://" + a.Addr() + "/-/healthy")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitFor(t, "the bridge to be up", func() bool { return up(a) })
 	return a
 }
 

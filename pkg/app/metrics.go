@@ -19,10 +19,13 @@ type metrics struct {
 	accepted      prometheus.Counter
 	dropped       *prometheus.CounterVec
 	mappingErrors prometheus.Counter
-	reloadOK      prometheus.Gauge
-	reloadTime    prometheus.Gauge
-	mappingErrLog *ratelog.Sampler
-	noTargetLog   *ratelog.Sampler
+	// storageFallback counts alerts queued in memory only because the
+	// durable queue could not be written.
+	storageFallback prometheus.Counter
+	reloadOK        prometheus.Gauge
+	reloadTime      prometheus.Gauge
+	mappingErrLog   *ratelog.Sampler
+	noTargetLog     *ratelog.Sampler
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		mappingErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "mapping_errors_total",
 			Help: "Label or annotation templates that failed on an event; the alert was sent without that value.",
+		}),
+		storageFallback: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "storage_fallback_alerts_total",
+			Help: "Alerts queued in memory only because writing the durable queue failed.",
 		}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "config_last_reload_successful",
@@ -55,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
-	reg.MustRegister(m.accepted, m.dropped, m.mappingErrors, m.reloadOK, m.reloadTime)
+	reg.MustRegister(m.accepted, m.dropped, m.mappingErrors, m.storageFallback, m.reloadOK, m.reloadTime)
 	return m
 }
 
