@@ -1,0 +1,160 @@
+package alertmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// SourceKind says how a Source's Alertmanagers are found.
+type SourceKind int
+
+// The kinds of Source.
+const (
+	SourceStatic SourceKind = iota // the URL itself
+	SourceDNSA                     // one Alertmanager per A/AAAA record of the URL's host
+	SourceDNSSRV                   // one Alertmanager per SRV record of the URL's host
+)
+
+// Source is one configured Alertmanager, or a DNS name standing for several.
+type Source struct {
+	Kind SourceKind
+	URL  *url.URL
+}
+
+// Resolver looks names up; net.DefaultResolver is one, tests use their own.
+type Resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+	LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
+}
+
+// Discovery keeps a Manager's targets in step with its sources: static
+// URLs as they are, DNS names resolved now and every interval, each
+// address becoming a target with its own queue. When a name fails to
+// resolve, or resolves to nothing, its last known addresses are kept.
+type Discovery struct {
+	sources  []Source
+	resolver Resolver
+	manager  *Manager
+	logger   *slog.Logger
+	failures prometheus.Counter
+
+	mu   sync.Mutex
+	last map[int][]*url.URL // by source index: the last good resolution
+}
+
+// NewDiscovery returns a Discovery for the sources. resolver may be nil for
+// net.DefaultResolver.
+func NewDiscovery(sources []Source, resolver Resolver, m *Manager, logger *slog.Logger, reg prometheus.Registerer) *Discovery {
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	d := &Discovery{
+		sources: sources, resolver: resolver, manager: m, logger: logger,
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "discovery_failures_total",
+			Help: "DNS lookups of Alertmanager names that failed; the last known addresses were kept.",
+		}),
+		last: map[int][]*url.URL{},
+	}
+	if reg != nil {
+		reg.MustRegister(d.failures)
+	}
+	return d
+}
+
+// Dynamic reports whether any source needs resolving again over time.
+func (d *Discovery) Dynamic() bool {
+	return slices.ContainsFunc(d.sources, func(s Source) bool { return s.Kind != SourceStatic })
+}
+
+// Refresh resolves every source once and sets the Manager's targets. It
+// returns the lookup errors, joined; targets are set either way.
+func (d *Discovery) Refresh(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var targets []*url.URL
+	var errs []error
+	for i, s := range d.sources {
+		if s.Kind == SourceStatic {
+			targets = append(targets, s.URL)
+			continue
+		}
+		urls, err := d.resolve(ctx, s)
+		if err != nil {
+			d.failures.Inc()
+			errs = append(errs, err)
+			urls = d.last[i]
+		} else {
+			d.last[i] = urls
+		}
+		targets = append(targets, urls...)
+	}
+	d.manager.SetTargets(targets)
+	return errors.Join(errs...)
+}
+
+// Run refreshes every interval until ctx ends.
+func (d *Discovery) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.Refresh(ctx); err != nil && ctx.Err() == nil {
+				d.logger.Warn("resolving Alertmanagers failed; keeping the last known addresses", "err", err)
+			}
+		}
+	}
+}
+
+func (d *Discovery) resolve(ctx context.Context, s Source) ([]*url.URL, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	host := s.URL.Hostname()
+	var hostPorts []string
+	switch s.Kind {
+	case SourceDNSA:
+		addrs, err := d.resolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("looking up %s: %w", host, err)
+		}
+		for _, a := range addrs {
+			hostPorts = append(hostPorts, net.JoinHostPort(a.IP.String(), s.URL.Port()))
+		}
+	case SourceDNSSRV:
+		_, srvs, err := d.resolver.LookupSRV(ctx, "", "", host)
+		if err != nil {
+			return nil, fmt.Errorf("looking up SRV %s: %w", host, err)
+		}
+		for _, r := range srvs {
+			hostPorts = append(hostPorts, net.JoinHostPort(strings.TrimSuffix(r.Target, "."), strconv.Itoa(int(r.Port))))
+		}
+	}
+	if len(hostPorts) == 0 {
+		// Treated as a failure: an Alertmanager StatefulSet restarting
+		// all its pods must not cost the queues of the old addresses.
+		return nil, fmt.Errorf("%s resolves to no address", host)
+	}
+	slices.Sort(hostPorts)
+	hostPorts = slices.Compact(hostPorts)
+	urls := make([]*url.URL, 0, len(hostPorts))
+	for _, hp := range hostPorts {
+		u := *s.URL
+		u.Host = hp
+		urls = append(urls, &u)
+	}
+	return urls, nil
+}
