@@ -116,6 +116,15 @@ func (p *Process) Stop() error {
 	return p.stopErr
 }
 
+// Kill sends SIGKILL, as a crash or the OOM killer would, and waits for the
+// process to exit.
+func (p *Process) Kill() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+}
+
 // tailBuffer is a goroutine-safe writer that keeps the last maxOutput bytes.
 type tailBuffer struct {
 	mu      sync.Mutex

@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	osexec "os/exec"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/falco-am-bridge/falco-am-bridge/hack/harness"
+)
+
+// distinctEvent is a warning that makes its own alert: the pod differs.
+func distinctEvent(i int) []byte {
+	return []byte(fmt.Sprintf(`{"hostname":"node-1","output":"Warning test %d","priority":"Warning","rule":"Delivery test","source":"syscall","time":"%s","output_fields":{"k8s.ns.name":"load","k8s.pod.name":"pod-%05d","container.name":"app","proc.cmdline":"sleep %d"}}`,
+		i, time.Now().UTC().Format(time.RFC3339Nano), i, i))
+}
+
+// recorder is a reverse proxy in front of a real Alertmanager that counts,
+// per alert, the POSTs Alertmanager accepted.
+type recorder struct {
+	*httptest.Server
+	mu        sync.Mutex
+	delivered map[string]int // pod_name -> accepted POSTs holding it
+	failed    int            // POSTs that did not get a 2xx
+}
+
+func newRecorder(t *testing.T, target string) *recorder {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{delivered: map[string]int{}}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		proxy.ServeHTTP(rec, req)
+		var alerts []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		_ = json.Unmarshal(body, &alerts)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if rec.code/100 != 2 {
+			r.failed++
+			return
+		}
+		for _, a := range alerts {
+			r.delivered[a.Labels["pod_name"]]++
+		}
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *recorder) counts() (distinct, duplicated, failed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.delivered {
+		if n > 1 {
+			duplicated++
+		}
+	}
+	return len(r.delivered), duplicated, r.failed
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// amConfig writes the shipped configuration with test timings.
+func amConfig(t *testing.T, dir string) string {
+	t.Helper()
+	cfg, err := harness.WriteAlertmanagerOverlay(shippedConfig, dir, harness.AlertmanagerOverlay{
+		GroupWait: time.Second, GroupInterval: time.Second, RepeatInterval: time.Hour,
+		SlackAPIURL: "http://127.0.0.1:9/slack", PagerDutyRoutingKey: routingKey, PagerDutyURL: "http://127.0.0.1:9/pagerduty",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func metric(ctx context.Context, t *testing.T, b *harness.Bridge, name string, labels ...string) float64 {
+	t.Helper()
+	v, err := harness.Metric(ctx, b.URL+"/metrics", name, labels...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func waitUntil(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestAlertmanagerOutage: Alertmanager is down for 30 s while 5,000
+// distinct events arrive; once it is back every alert is delivered, and
+// none twice.
+func TestAlertmanagerOutage(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
+	dir := t.TempDir()
+	cfg := amConfig(t, dir)
+	amAddr, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startAM := func() *harness.Process {
+		p := harness.StartT(t, exec(amBin, "--config.file="+cfg, "--web.listen-address="+amAddr,
+			"--cluster.listen-address=", "--storage.path="+filepath.Join(dir, "am")))
+		if err := p.WaitReady(ctx, "http://"+amAddr+"/-/ready"); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	am := startAM()
+	rec := newRecorder(t, "http://"+amAddr)
+	bridge := harness.StartBridge(ctx, t, harness.BridgeOptions{
+		Bin: harness.BridgeBinary(t), Alertmanagers: []string{rec.URL},
+		Args: []string{"--alertmanager.max-backoff=2s", "--log.level=info"},
+	})
+
+	if err := am.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	const n = 5000
+	s := &stack{bridge: bridge}
+	for i := range n {
+		s.send(t, distinctEvent(i))
+	}
+	queued := metric(ctx, t, bridge, "falco_am_bridge_alertmanager_queue_length")
+	if queued != n {
+		t.Errorf("queue length %v while Alertmanager is down, want %d", queued, n)
+	}
+	time.Sleep(30*time.Second - time.Since(down))
+	retries := metric(ctx, t, bridge, "falco_am_bridge_alertmanager_requests_total", "outcome=retryable_error")
+	if retries == 0 {
+		t.Error("no failed attempts counted during the outage")
+	}
+	startAM()
+	up := time.Now()
+
+	waitUntil(ctx, t, "all alerts in Alertmanager", func() bool { return alertCount(ctx, t, "http://"+amAddr) == n })
+	t.Logf("Alertmanager down %s; %d alerts delivered %s after it came back; %v failed attempts meanwhile",
+		up.Sub(down).Round(time.Second), n, time.Since(up).Round(100*time.Millisecond), retries)
+	distinct, dup, failed := rec.counts()
+	if distinct != n || dup != 0 {
+		t.Errorf("Alertmanager accepted %d distinct alerts (%d more than once), want %d once each", distinct, dup, n)
+	}
+	if failed == 0 {
+		t.Error("the recorder saw no failed POST during the outage")
+	}
+	for name, want := range map[string]float64{
+		"falco_am_bridge_alertmanager_alerts_sent_total":    n,
+		"falco_am_bridge_alertmanager_alerts_dropped_total": 0,
+		"falco_am_bridge_alertmanager_queue_length":         0,
+	} {
+		if got := metric(ctx, t, bridge, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestDurableQueueSurvivesSIGKILL: 2,000 events accepted while Alertmanager
+// is down, the bridge killed with SIGKILL, restarted: all 2,000 delivered.
+func TestDurableQueueSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
+	bin := harness.BridgeBinary(t)
+	dir := t.TempDir()
+	amAddr, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage := filepath.Join(dir, "queue")
+	opts := harness.BridgeOptions{
+		Bin: bin, Alertmanagers: []string{"http://" + amAddr},
+		Args: []string{"--storage.path=" + storage, "--alertmanager.max-backoff=1s", "--log.level=info"},
+	}
+	bridge := harness.StartBridge(ctx, t, opts)
+	const n = 2000
+	s := &stack{bridge: bridge}
+	for i := range n {
+		s.send(t, distinctEvent(i))
+	}
+	if got := metric(ctx, t, bridge, "falco_am_bridge_storage_records_written_total"); got != n {
+		t.Fatalf("%v records written, want %d", got, n)
+	}
+	bridge.Kill()
+
+	cfg := amConfig(t, dir)
+	am := harness.StartT(t, exec(amBin, "--config.file="+cfg, "--web.listen-address="+amAddr,
+		"--cluster.listen-address=", "--storage.path="+filepath.Join(dir, "am")))
+	if err := am.WaitReady(ctx, "http://"+amAddr+"/-/ready"); err != nil {
+		t.Fatal(err)
+	}
+	if got := alertCount(ctx, t, "http://"+amAddr); got != 0 {
+		t.Fatalf("Alertmanager holds %d alerts before the restart", got)
+	}
+	restarted := harness.StartBridge(ctx, t, opts)
+	waitUntil(ctx, t, "the replayed alerts in Alertmanager", func() bool { return alertCount(ctx, t, "http://"+amAddr) == n })
+	if got := metric(ctx, t, restarted, "falco_am_bridge_storage_records_replayed_total"); got != n {
+		t.Errorf("%v records replayed, want %d", got, n)
+	}
+	// Delivered segments are trimmed: after the restart's own segment goes
+	// idle only it, or nothing, is left.
+	waitUntil(ctx, t, "delivered segments to be removed", func() bool {
+		m, _ := filepath.Glob(filepath.Join(storage, "*.seg"))
+		return len(m) <= 1
+	})
+}
+
+// TestRejectedAlertInABatch: Alertmanager stores the valid alerts of a batch
+// and refuses one without labels (here forced by a mapping override); the
+// bridge delivers the rest and counts the refused one.
+func TestRejectedAlertInABatch(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
+	dir := t.TempDir()
+	am := harness.StartAlertmanager(ctx, t, harness.AlertmanagerOptions{Bin: amBin, ConfigFile: amConfig(t, dir), DataDir: dir})
+
+	shipped, err := os.ReadFile(shippedMapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blank []string
+	for _, l := range []string{"alertname", "falco_rule", "severity", "priority", "source", "hostname", "namespace", "pod_name", "container_name"} {
+		blank = append(blank, l+": ''")
+	}
+	override := "overrides:\n  - match: {rule: [Unlabelled]}\n    labels: {" + strings.Join(blank, ", ") + "}\n"
+	changed := strings.Replace(string(shipped), "\noverrides: []\n", "\n"+override, 1)
+	if changed == string(shipped) {
+		t.Fatal("the shipped mapping has no \"overrides: []\" line to change")
+	}
+	mappingFile := filepath.Join(dir, "mapping.yaml")
+	if err := os.WriteFile(mappingFile, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bridge := harness.StartBridge(ctx, t, harness.BridgeOptions{
+		Bin: harness.BridgeBinary(t), Alertmanagers: []string{am.URL}, MappingFile: mappingFile,
+		Args: []string{"--alertmanager.batch-wait=200ms"},
+	})
+	var batch []string
+	for i := range 5 {
+		batch = append(batch, string(distinctEvent(i)))
+	}
+	bad := strings.Replace(string(distinctEvent(99)), `"rule":"Delivery test"`, `"rule":"Unlabelled"`, 1)
+	batch = append(batch[:2], append([]string{bad}, batch[2:]...)...)
+	s := &stack{bridge: bridge}
+	s.send(t, []byte("["+strings.Join(batch, ",")+"]"))
+
+	waitUntil(ctx, t, "the rejected alert to be counted", func() bool {
+		return metric(ctx, t, bridge, "falco_am_bridge_alertmanager_alerts_dropped_total", "reason=rejected") == 1
+	})
+	if got := alertCount(ctx, t, am.URL); got != 5 {
+		t.Fatalf("Alertmanager holds %d alerts, want the 5 valid ones", got)
+	}
+	if got := metric(ctx, t, bridge, "falco_am_bridge_alertmanager_alerts_sent_total"); got != 5 {
+		t.Errorf("alerts_sent_total = %v, want 5", got)
+	}
+	if out := bridge.Output(); !strings.Contains(out, "at least one label pair required") {
+		t.Errorf("the log does not give Alertmanager's reason:\n%s", out)
+	}
+}
+
+func exec(bin string, args ...string) *osexec.Cmd { return osexec.Command(bin, args...) }

@@ -1,0 +1,75 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestQueueOverflow: capacity 100, Alertmanager down, 1,000 events: exactly
+// 900 dropped and counted, the newest 100 delivered once it is back.
+func TestQueueOverflow(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	inner := newFakeAM(t)
+	var mu sync.Mutex
+	failed := 0
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			mu.Lock()
+			failed++
+			mu.Unlock()
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+
+	a := startApp(t, "--alertmanager.url="+front.URL, "--alertmanager.queue-capacity=100",
+		"--alertmanager.min-backoff=10ms", "--alertmanager.max-backoff=50ms")
+	for req := range 10 {
+		var evs []string
+		for i := range 100 {
+			n := req*100 + i
+			evs = append(evs, strings.Replace(ev(fmt.Sprintf("Overflow %04d", n), "Warning"), `"app-0"`, fmt.Sprintf(`"pod-%04d"`, n), 1))
+		}
+		if r := post(t, a, http.MethodPost, "application/json", "", []byte("["+strings.Join(evs, ",")+"]")); r.code != http.StatusAccepted {
+			t.Fatalf("request %d: %d %s", req, r.code, r.body)
+		}
+	}
+	waitFor(t, "900 drops", func() bool {
+		return metricValue(t, a, "falco_am_bridge_alertmanager_alerts_dropped_total") == 900
+	})
+	if got := metricValue(t, a, "falco_am_bridge_alertmanager_queue_length"); got != 100 {
+		t.Errorf("queue length %v, want 100", got)
+	}
+	if resp, err := http.Get("http://" + a.Addr() + "/-/ready"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readiness with a full queue: %v %v", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
+	down.Store(false)
+	waitFor(t, "the newest 100", func() bool { return len(inner.alerts()) == 100 })
+	rules := inner.rules()
+	for i, r := range rules {
+		if want := fmt.Sprintf("Overflow %04d", 900+i); r != want {
+			t.Fatalf("alert %d delivered is %q, want %q: the oldest must go first", i, r, want)
+		}
+	}
+	if got := metricValue(t, a, "falco_am_bridge_alertmanager_alerts_dropped_total"); got != 900 {
+		t.Errorf("%v dropped after recovery, want exactly 900", got)
+	}
+	if got := metricValue(t, a, "falco_am_bridge_alertmanager_alerts_sent_total"); got != 100 {
+		t.Errorf("%v sent, want 100", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failed == 0 {
+		t.Error("Alertmanager was never tried while down")
+	}
+}
