@@ -221,6 +221,9 @@ func TestDurableQueueSurvivesSIGKILL(t *testing.T) {
 	if got := metric(ctx, t, bridge, "falco_am_bridge_storage_records_written_total"); got != n {
 		t.Fatalf("%v records written, want %d", got, n)
 	}
+	// Outlive a few sync intervals (1s): the store's housekeeping must not
+	// let go of records the queues still hold.
+	time.Sleep(2500 * time.Millisecond)
 	bridge.Kill()
 
 	cfg := amConfig(t, dir)

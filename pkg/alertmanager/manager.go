@@ -95,7 +95,7 @@ type Manager struct {
 func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *Manager {
 	opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		opts:    opts,
 		logger:  logger,
 		metrics: newMetrics(reg),
@@ -104,6 +104,10 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 		drain:   make(chan struct{}),
 		senders: map[string]*sender{},
 	}
+	if reg != nil {
+		reg.MustRegister(newQueueLengths(m))
+	}
+	return m
 }
 
 // SetTargets sets the Alertmanagers to send to, given by base URL. Queues
@@ -144,7 +148,7 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 			metrics: m.metrics,
 			stopped: make(chan struct{}),
 		}
-		s.drops = burstLog{logger: s.logger, target: name, every: 10 * time.Second}
+		s.drops = burstLog{logger: s.logger, every: 10 * time.Second}
 		m.senders[name] = s
 		m.metrics.addTarget(name, m.opts.QueueCapacity)
 		ctx, cancel := context.WithCancel(m.ctx)
@@ -179,9 +183,9 @@ func (m *Manager) Targets() []string {
 	return names
 }
 
-// Send queues alerts for every Alertmanager and returns at once. ack, when
-// not nil, is told once per queue when that queue is done with an alert;
-// Send returns how many queues that is.
+// Send queues an alert for every Alertmanager and returns at once, with the
+// number of queues it went to. ack, when not nil, is held once per queue
+// until that queue is done with the alert (see Ack).
 func (m *Manager) Send(a *Alert, ack Ack) int {
 	fp := a.Labels.Fingerprint()
 	m.mu.RLock()
@@ -190,11 +194,17 @@ func (m *Manager) Send(a *Alert, ack Ack) int {
 		return 0
 	}
 	for _, s := range m.senders {
+		if ack != nil {
+			ack.Add(1)
+		}
 		merged, dropped := s.q.push(a, fp, ack)
 		if merged {
 			s.metrics.merged.WithLabelValues(s.name).Inc()
 		}
-		s.drop(dropped, DropQueueFull)
+		if len(dropped) > 0 {
+			s.drop(dropped, DropQueueFull)
+			s.drops.flush(m.opts.now())
+		}
 	}
 	return len(m.senders)
 }
@@ -243,13 +253,12 @@ func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
 		<-s.stopped
 		left := s.q.drain()
 		for _, e := range left {
-			undelivered += e.merged
+			undelivered++
 			if !keep {
 				s.countDrop(e, DropShutdown)
 			}
 		}
 		s.drops.flush(s.opts.now().Add(time.Hour))
-		s.updateQueueLength()
 	}
 	return undelivered
 }

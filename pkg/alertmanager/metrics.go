@@ -24,7 +24,6 @@ type metrics struct {
 	sent          *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
 	merged        *prometheus.CounterVec
-	queueLength   *prometheus.GaugeVec
 	queueCapacity *prometheus.GaugeVec
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
@@ -45,10 +44,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Subsystem: subsystem, Name: "alerts_merged_total",
 			Help: "Alerts coalesced into a waiting alert with the same labels.",
 		}, []string{"alertmanager"}),
-		queueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "queue_length",
-			Help: "Alerts waiting in the queue of an Alertmanager, those being sent included.",
-		}, []string{"alertmanager"}),
 		queueCapacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "queue_capacity",
 			Help: "Capacity of the queue of an Alertmanager.",
@@ -68,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueLength, m.queueCapacity, m.requests, m.latency, m.targets)
+		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency, m.targets)
 	}
 	return m
 }
@@ -83,7 +78,6 @@ func (m *metrics) addTarget(am string, capacity int) {
 	for _, o := range []outcome{outcomeOK, outcomeRetry, outcomeRejected, outcomeCancelled} {
 		m.requests.WithLabelValues(am, o.String())
 	}
-	m.queueLength.WithLabelValues(am).Set(0)
 	m.queueCapacity.WithLabelValues(am).Set(float64(capacity))
 	m.latency.WithLabelValues(am)
 }
@@ -92,7 +86,31 @@ func (m *metrics) addTarget(am string, capacity int) {
 func (m *metrics) removeTarget(am string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.sent, m.dropped, m.merged, m.queueLength, m.queueCapacity, m.requests, m.latency} {
+	}{m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency} {
 		v.DeletePartialMatch(prometheus.Labels{"alertmanager": am})
+	}
+}
+
+// queueLengths reports the length of every queue when scraped, so the
+// figure is current even while a sender sleeps between retries.
+type queueLengths struct {
+	m    *Manager
+	desc *prometheus.Desc
+}
+
+func newQueueLengths(m *Manager) *queueLengths {
+	return &queueLengths{m: m, desc: prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, subsystem, "queue_length"),
+		"Alerts waiting in the queue of an Alertmanager, those being sent included.",
+		[]string{"alertmanager"}, nil)}
+}
+
+func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *queueLengths) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.RLock()
+	defer c.m.mu.RUnlock()
+	for name, s := range c.m.senders {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.q.len()), name)
 	}
 }

@@ -12,10 +12,12 @@ import (
 // coalesced into one alert while it waited in a queue.
 const MergedAnnotation = "merged_events"
 
-// Ack is told when a queue is done with an alert, however that ended:
-// delivered, rejected, expired or dropped. Durable storage uses it to trim
-// what no queue needs any more.
+// Ack counts the queues that still need an alert. Send calls Add(1) for
+// each queue before putting the alert in it, and that queue calls Done once
+// it is finished with the alert, however that ended: delivered, rejected,
+// expired or dropped. Durable storage uses it to trim what no queue needs.
 type Ack interface {
+	Add(n int)
 	Done()
 }
 

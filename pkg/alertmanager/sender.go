@@ -28,6 +28,12 @@ type sender struct {
 func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 	defer close(s.stopped)
 	for {
+		// A request cut short by ctx puts its batch back and asks for
+		// no wait: without this check the loop would post again, be
+		// cancelled again, and never return.
+		if ctx.Err() != nil {
+			return
+		}
 		if s.q.len() == 0 {
 			select {
 			case <-ctx.Done():
@@ -51,7 +57,6 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 			}
 		}
 		wait := s.attempt(ctx)
-		s.updateQueueLength()
 		s.drops.flush(s.opts.now())
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -63,10 +68,6 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 			}
 		}
 	}
-}
-
-func (s *sender) updateQueueLength() {
-	s.metrics.queueLength.WithLabelValues(s.name).Set(float64(s.q.len()))
 }
 
 // attempt sends one batch and says how long to wait before the next try.
@@ -136,7 +137,7 @@ func (s *sender) split(ctx context.Context, batch []*entry) {
 		switch r.outcome {
 		case outcomeOK:
 			results[e] = true
-			s.metrics.sent.WithLabelValues(s.name).Add(float64(e.merged))
+			s.metrics.sent.WithLabelValues(s.name).Inc()
 			e.done()
 		case outcomeRejected:
 			results[e] = true
@@ -170,12 +171,10 @@ func (s *sender) post(ctx context.Context, batch []*entry) response {
 
 func (s *sender) delivered(batch []*entry) {
 	s.q.finish(batch, func(*entry) bool { return true })
-	n := 0
 	for _, e := range batch {
-		n += e.merged
 		e.done()
 	}
-	s.metrics.sent.WithLabelValues(s.name).Add(float64(n))
+	s.metrics.sent.WithLabelValues(s.name).Add(float64(len(batch)))
 }
 
 func (s *sender) rejected(batch []*entry, r response) {
@@ -214,8 +213,8 @@ func (s *sender) drop(entries []*entry, reason string) {
 }
 
 func (s *sender) countDrop(e *entry, reason string) {
-	s.metrics.dropped.WithLabelValues(s.name, reason).Add(float64(e.merged))
-	s.drops.add(reason, e.merged, s.opts.now())
+	s.metrics.dropped.WithLabelValues(s.name, reason).Inc()
+	s.drops.add(reason, 1)
 	e.done()
 }
 
@@ -232,24 +231,23 @@ func (s *sender) backoff() time.Duration {
 }
 
 // burstLog logs dropped alerts at most once per interval, with the counts
-// since the last line, so a burst of drops makes one line, not thousands.
+// by reason since the last line, so a burst of drops makes one line, not
+// thousands. add only counts; flush logs when the interval has passed.
 type burstLog struct {
 	mu      sync.Mutex
 	logger  *slog.Logger
-	target  string
 	every   time.Duration
 	last    time.Time
 	pending map[string]int
 }
 
-func (b *burstLog) add(reason string, n int, now time.Time) {
+func (b *burstLog) add(reason string, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.pending == nil {
 		b.pending = map[string]int{}
 	}
 	b.pending[reason] += n
-	b.flushLocked(now)
 }
 
 func (b *burstLog) flush(now time.Time) {
@@ -262,7 +260,7 @@ func (b *burstLog) flushLocked(now time.Time) {
 	if len(b.pending) == 0 || now.Sub(b.last) < b.every {
 		return
 	}
-	args := []any{"alertmanager", b.target}
+	args := make([]any, 0, 2*len(b.pending))
 	for r, n := range b.pending {
 		args = append(args, r, n)
 	}
