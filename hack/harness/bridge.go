@@ -76,7 +76,7 @@ func BridgeBinary(t TB) string {
 		cmd := exec.Command("go", "build", "-o", built, "./cmd/falco-am-bridge")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -83,7 +83,7 @@ func (p *Process) WaitReady(ctx context.Context, url string) error {
 	if err != nil {
 		select {
 		case <-p.exited:
-			return fmt.Errorf("%w: %v", err, p.err)
+			return fmt.Errorf("%w: %w", err, p.err)
 		default:
 		}
 	}

@@ -132,7 +132,7 @@ func TestErrorsNameKeyAndValue(t *testing.T) {
 		{"int", []string{"--alertmanager.queue-capacity=lots"}, "", []string{`alertmanager.queue_capacity: "lots" is not a whole number`}},
 		{"negative int", []string{"--alertmanager.batch-size=-1"}, "", []string{`alertmanager.batch_size: -1 must be greater than 0`}},
 		{"backoffs", []string{"--alertmanager.min-backoff=10s", "--alertmanager.max-backoff=1s"}, "", []string{"alertmanager.max_backoff: 1s is shorter than alertmanager.min_backoff (10s)"}},
-		{"unknown key", nil, "web:\n  listen_adress: \":1\"\n", []string{`unknown key "web.listen_adress"`}},
+		{"unknown key", nil, "web:\n  listen_adress: \":1\"\n", []string{`unknown key "web.listen_adress"`}}, //nolint:misspell // the typo is the test
 		{"unknown section", nil, "alertmanagers:\n  urls: []\n", []string{`unknown key "alertmanagers"`}},
 		{"wrong type in file", nil, "alertmanager:\n  batch_size: [1]\n", []string{"alertmanager.batch_size:"}},
 		{"url list item", nil, "alertmanager:\n  urls: [http://a:1, 5]\n", []string{"alertmanager.urls: [1]: expected a string, got 5"}},

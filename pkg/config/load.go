@@ -417,9 +417,7 @@ func (v value) strs() ([]string, error) {
 	case nil:
 	case string:
 		// From the environment: comma- or space-separated.
-		for _, s := range strings.FieldsFunc(r, func(c rune) bool { return c == ',' || c == ' ' }) {
-			out = append(out, s)
-		}
+		out = strings.FieldsFunc(r, func(c rune) bool { return c == ',' || c == ' ' })
 	case []string:
 		out = r
 	case []any:
@@ -447,7 +445,7 @@ func (v value) oneOf(allowed ...string) (string, error) {
 func (v value) hostPort() (string, error) {
 	s := v.String()
 	if _, _, err := net.SplitHostPort(s); err != nil {
-		return "", fmt.Errorf("%q is not host:port (%v)", s, err)
+		return "", fmt.Errorf("%q is not host:port: %w", s, err)
 	}
 	return s, nil
 }

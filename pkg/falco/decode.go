@@ -3,6 +3,7 @@ package falco
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -307,7 +308,7 @@ func DecodeEvent(data []byte) (Event, *Error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		var ute *json.UnmarshalTypeError
-		if asTypeError(err, &ute) {
+		if errors.As(err, &ute) {
 			return Event{}, &Error{Expected: "a JSON object", Got: "a JSON " + ute.Value}
 		}
 		return Event{}, &Error{Expected: "valid JSON", Got: strconv.Quote(err.Error())}
@@ -365,14 +366,6 @@ func DecodeEvent(data []byte) (Event, *Error) {
 		flattenInto(ev.Fields, k, top[k], false)
 	}
 	return ev, nil
-}
-
-func asTypeError(err error, target **json.UnmarshalTypeError) bool {
-	ute, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*target = ute
-	}
-	return ok
 }
 
 func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }

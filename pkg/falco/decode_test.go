@@ -68,7 +68,7 @@ func TestDecodeEvent(t *testing.T) {
 		"ka.response.code":           "201",
 		"fd.types":                   "ipv4,file",
 		"ka.uri.param[command]":      "sh",
-		"gcp.userAgent ":             "trailing space key",
+		"gcp.userAgent ":             "trailing space key", //nolint:gocritic // Falco really sends this key
 	} {
 		if got := ev.Fields[name].String(); got != want {
 			t.Errorf("field %q = %q, want %q", name, got, want)
