@@ -304,3 +304,87 @@ func TestRejectedAlertInABatch(t *testing.T) {
 }
 
 func exec(bin string, args ...string) *osexec.Cmd { return osexec.Command(bin, args...) }
+
+// TestGracefulShutdown: on SIGTERM the bridge stops taking events, delivers
+// what is queued within the drain timeout, and then exits; what is left is
+// counted as dropped, or kept on disk in durable mode.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
+	bin := harness.BridgeBinary(t)
+	const n = 10
+	sendAll := func(b *harness.Bridge) {
+		s := &stack{bridge: b}
+		for i := range n {
+			s.send(t, distinctEvent(i))
+		}
+	}
+	stop := func(b *harness.Bridge) time.Duration {
+		start := time.Now()
+		if err := b.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+
+	t.Run("queued alerts are delivered before exit", func(t *testing.T) {
+		dir := t.TempDir()
+		am := harness.StartAlertmanager(ctx, t, harness.AlertmanagerOptions{Bin: amBin, ConfigFile: amConfig(t, dir), DataDir: dir})
+		// A long batch wait keeps the alerts queued until the SIGTERM.
+		b := harness.StartBridge(ctx, t, harness.BridgeOptions{Bin: bin, Alertmanagers: []string{am.URL}, Args: []string{"--alertmanager.batch-wait=1m"}})
+		sendAll(b)
+		if got := alertCount(ctx, t, am.URL); got != 0 {
+			t.Fatalf("%d alerts delivered before the SIGTERM", got)
+		}
+		took := stop(b)
+		if got := alertCount(ctx, t, am.URL); got != n {
+			t.Fatalf("%d alerts delivered at shutdown, want %d", got, n)
+		}
+		if took > 10*time.Second || !strings.Contains(b.Output(), "all queued alerts delivered") {
+			t.Fatalf("shutdown took %v:\n%s", took, b.Output())
+		}
+	})
+
+	t.Run("what is left after the drain timeout is counted", func(t *testing.T) {
+		dead, err := harness.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := harness.StartBridge(ctx, t, harness.BridgeOptions{Bin: bin, Alertmanagers: []string{"http://" + dead},
+			Args: []string{"--alertmanager.drain-timeout=2s", "--alertmanager.max-backoff=500ms"}})
+		sendAll(b)
+		took := stop(b)
+		if took < 2*time.Second || took > 4*time.Second {
+			t.Errorf("shutdown took %v with a 2s drain timeout", took)
+		}
+		out := b.Output()
+		if !strings.Contains(out, "shutdown=10") || !strings.Contains(out, "alerts left undelivered at shutdown are dropped") {
+			t.Fatalf("the dropped alerts are not logged and counted:\n%s", out)
+		}
+	})
+
+	t.Run("durable mode keeps what is left for the next start", func(t *testing.T) {
+		dir := t.TempDir()
+		amAddr, err := harness.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := harness.BridgeOptions{Bin: bin, Alertmanagers: []string{"http://" + amAddr},
+			Args: []string{"--storage.path=" + filepath.Join(dir, "queue"), "--alertmanager.drain-timeout=1s"}}
+		b := harness.StartBridge(ctx, t, opts)
+		sendAll(b)
+		stop(b)
+		if out := b.Output(); !strings.Contains(out, "kept in the durable queue") {
+			t.Fatalf("shutdown log:\n%s", out)
+		}
+		am := harness.StartT(t, exec(amBin, "--config.file="+amConfig(t, dir), "--web.listen-address="+amAddr,
+			"--cluster.listen-address=", "--storage.path="+filepath.Join(dir, "am")))
+		if err := am.WaitReady(ctx, "http://"+amAddr+"/-/ready"); err != nil {
+			t.Fatal(err)
+		}
+		harness.StartBridge(ctx, t, opts)
+		waitUntil(ctx, t, "the kept alerts in Alertmanager", func() bool { return alertCount(ctx, t, "http://"+amAddr) == n })
+	})
+}

@@ -48,11 +48,14 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 		}
 		if s.opts.BatchWait > 0 && s.q.len() < s.opts.BatchSize && s.failures == 0 {
 			// Linger so that a burst of events goes out in one request.
+			// Shutdown does not wait for it.
 			t := time.NewTimer(s.opts.BatchWait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
+			case <-drain:
+				t.Stop()
 			case <-t.C:
 			}
 		}
