@@ -28,7 +28,7 @@ type fakeAM struct {
 	batches []models.PostableAlerts
 }
 
-func newFakeAM(t *testing.T) *fakeAM {
+func newFakeAM(t testing.TB) *fakeAM {
 	f := &fakeAM{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/api/v2/alerts" || r.Header.Get("Content-Type") != "application/json" {
@@ -67,7 +67,7 @@ func (f *fakeAM) rules() []string {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -92,7 +92,7 @@ func startApp(t *testing.T, args ...string) *App {
 	}, args...)
 }
 
-func loadConfig(t *testing.T, args ...string) *config.Config {
+func loadConfig(t testing.TB, args ...string) *config.Config {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	config.RegisterFlags(fs)
@@ -112,7 +112,7 @@ func startAppWith(t *testing.T, up func(*App) bool, args ...string) *App {
 }
 
 // runApp starts the bridge and stops it when the test ends.
-func runApp(t *testing.T, cfg *config.Config, opts Options, up func(*App) bool) *App {
+func runApp(t testing.TB, cfg *config.Config, opts Options, up func(*App) bool) *App {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := NewWithOptions(cfg, logger, opts)
