@@ -18,10 +18,7 @@ const maxErrorBody = 1024
 // AlertsURL returns the v2 alerts endpoint under an Alertmanager's base URL,
 // keeping any path prefix (an Alertmanager behind /alertmanager/).
 func AlertsURL(base *url.URL) *url.URL {
-	u := *base
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/v2/alerts"
-	u.RawPath = ""
-	return &u
+	return base.JoinPath("api", "v2", "alerts")
 }
 
 // outcome classifies an Alertmanager response.

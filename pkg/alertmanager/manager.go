@@ -13,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Options tune delivery. Zero values take the defaults below.
+// Options tune delivery. Zero values take the defaults below, but for
+// BatchWait: zero sends as soon as an alert is queued.
 type Options struct {
 	QueueCapacity int           // alerts per Alertmanager queue
 	BatchSize     int           // alerts per POST at most
@@ -33,7 +34,6 @@ type Options struct {
 const (
 	DefaultQueueCapacity = 10000
 	DefaultBatchSize     = 256
-	DefaultBatchWait     = 10 * time.Millisecond
 	DefaultTimeout       = 10 * time.Second
 	DefaultMinBackoff    = 500 * time.Millisecond
 	DefaultMaxBackoff    = 10 * time.Second
@@ -114,6 +114,15 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 // of Alertmanagers that stay are kept; the queue of one that is gone is
 // dropped, counted as target_removed.
 func (m *Manager) SetTargets(bases []*url.URL) {
+	// Retired senders are stopped once the lock is released, before
+	// SetTargets returns, so a target that comes back in a later call
+	// never meets the cleanup of its former self.
+	var retired []*sender
+	defer func() {
+		for _, s := range retired {
+			m.retire(s)
+		}
+	}()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -128,7 +137,7 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 			continue
 		}
 		delete(m.senders, name)
-		go m.retire(s)
+		retired = append(retired, s)
 	}
 	for name, base := range want {
 		if _, ok := m.senders[name]; ok {

@@ -82,11 +82,13 @@ func (m *metrics) addTarget(am string, capacity int) {
 	m.latency.WithLabelValues(am)
 }
 
-// removeTarget deletes the series of an Alertmanager that is gone.
+// removeTarget deletes the gauges and request series of an Alertmanager
+// that is gone. Its sent, dropped and merged counters stay, so what
+// happened to its alerts (target_removed included) can still be read.
 func (m *metrics) removeTarget(am string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency} {
+	}{m.queueCapacity, m.requests, m.latency} {
 		v.DeletePartialMatch(prometheus.Labels{"alertmanager": am})
 	}
 }

@@ -99,7 +99,10 @@ func (s *sender) attempt(ctx context.Context) time.Duration {
 			// ones only refreshes them, as Alertmanager keys alerts by
 			// their labels.
 			s.logger.Debug("batch rejected, resending alert by alert", "status", r.status, "alerts", len(batch), "err", r.Error())
-			s.split(ctx, batch)
+			if s.split(ctx, batch) {
+				s.failures++
+				return s.backoff()
+			}
 			return 0
 		}
 		s.rejected(batch, r)
@@ -124,11 +127,12 @@ func (s *sender) attempt(ctx context.Context) time.Duration {
 	}
 }
 
-// split posts the alerts of a rejected batch one by one.
-func (s *sender) split(ctx context.Context, batch []*entry) {
+// split posts the alerts of a rejected batch one by one. It stops at the
+// first retryable failure, leaving the rest queued, and says so.
+func (s *sender) split(ctx context.Context, batch []*entry) (retry bool) {
 	results := make(map[*entry]bool, len(batch))
 	for _, e := range batch {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || retry {
 			break
 		}
 		if !e.alert.EndsAt.After(s.opts.now()) {
@@ -146,6 +150,8 @@ func (s *sender) split(ctx context.Context, batch []*entry) {
 			results[e] = true
 			s.logRejected([]*entry{e}, r)
 			s.countDrop(e, DropRejected)
+		case outcomeRetry:
+			retry = true
 		}
 	}
 	s.q.finish(batch, func(e *entry) bool { return results[e] })
@@ -154,6 +160,7 @@ func (s *sender) split(ctx context.Context, batch []*entry) {
 			s.countDrop(e, DropQueueFull)
 		}
 	}
+	return retry
 }
 
 func (s *sender) post(ctx context.Context, batch []*entry) response {
