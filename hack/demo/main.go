@@ -24,6 +24,20 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/hack/harness"
 )
 
+// demoOverride is the one change the demo makes to the shipped mapping
+// besides the TTL: any shell at warning or above pages, as a team that
+// wants to hear of shells at once would set it up.
+const demoOverride = `overrides:
+  - match:
+      tags: [shell]
+      min_priority: warning
+    labels:
+      severity: critical
+      team: security
+    annotations:
+      runbook_url: https://runbooks.example.com/falco/{{ .Labels.alertname }}
+`
+
 const (
 	groupInterval = 2 * time.Second
 	ttl           = "15s"
@@ -116,7 +130,12 @@ func (d *demo) run(ctx context.Context) (code int) {
 	if err != nil {
 		d.Fatalf("%v", err)
 	}
-	if err := os.WriteFile(mappingFile, bytes.Replace(shipped, []byte("\nttl: 10m\n"), []byte("\nttl: "+ttl+"\n"), 1), 0o600); err != nil {
+	demoMapping := bytes.Replace(shipped, []byte("\nttl: 10m\n"), []byte("\nttl: "+ttl+"\n"), 1)
+	demoMapping = bytes.Replace(demoMapping, []byte("\noverrides: []\n"), []byte("\n"+demoOverride), 1)
+	if bytes.Equal(demoMapping, shipped) || !bytes.Contains(demoMapping, []byte(demoOverride)) {
+		d.Fatalf("mapping/default.yaml has no \"ttl: 10m\" or \"overrides: []\" line for the demo to change")
+	}
+	if err := os.WriteFile(mappingFile, demoMapping, 0o600); err != nil {
 		d.Fatalf("%v", err)
 	}
 	bridge := harness.StartBridge(startCtx, d, harness.BridgeOptions{
@@ -127,7 +146,8 @@ func (d *demo) run(ctx context.Context) (code int) {
 	d.printf("  Alertmanager UI   %s/#/alerts   (shipped alertmanager/alertmanager.yml; group_wait and group_interval %s for the demo)\n", am.URL, groupInterval)
 	d.printf("  bridge            %s/   (POST Falco events here)   metrics %s/metrics\n", bridge.URL, bridge.URL)
 	d.printf("  Slack, PagerDuty  %s   (a capture server records what Alertmanager sends)\n", receiver.URL())
-	d.printf("  alert TTL         %s for the demo (shipped mapping: 10m), so you see them resolve\n\n", ttl)
+	d.printf("  mapping           the shipped one, with a TTL of %s (shipped: 10m) so you see the alerts resolve,\n", ttl)
+	d.printf("                    and one override: events tagged shell, warning or above, page (severity critical)\n\n")
 
 	events := d.events(root)
 	d.printf("Posting %d Falco events, one per request, as Falco's http_output does:\n", len(events))
@@ -168,7 +188,7 @@ func (d *demo) events(root string) []event {
 	var out []event
 	seed := filepath.Join(root, "..", "shared", "falco-events", "seed-example.json")
 	if b, err := os.ReadFile(seed); err == nil {
-		out = append(out, event{name: "seed example (nested shape)", body: b})
+		out = append(out, event{name: "seed example (nested shape)", body: b, critical: pages(b)})
 	} else {
 		d.printf("(%s not found; using the repository's samples only)\n", seed)
 	}
@@ -179,15 +199,25 @@ func (d *demo) events(root string) []event {
 		if err != nil {
 			d.Fatalf("%v", err)
 		}
-		var head struct {
-			Priority string `json:"priority"`
-		}
-		_ = json.Unmarshal(b, &head)
-		crit := strings.EqualFold(head.Priority, "critical") || strings.EqualFold(head.Priority, "alert") || strings.EqualFold(head.Priority, "emergency")
 		rel, _ := filepath.Rel(root, f)
-		out = append(out, event{name: rel, body: b, critical: crit})
+		out = append(out, event{name: rel, body: b, critical: pages(b)})
 	}
 	return out
+}
+
+// pages says whether the shipped routing sends an event to PagerDuty under
+// the demo's mapping: critical priorities, and shells from warning up.
+func pages(body []byte) bool {
+	var head struct {
+		Priority string   `json:"priority"`
+		Tags     []string `json:"tags"`
+	}
+	_ = json.Unmarshal(body, &head)
+	p := strings.ToLower(head.Priority)
+	if p == "emergency" || p == "alert" || p == "critical" {
+		return true
+	}
+	return slices.Contains(head.Tags, "shell") && (p == "error" || p == "warning")
 }
 
 func (d *demo) post(url string, e event) {
