@@ -390,10 +390,28 @@ func describe(raw json.RawMessage) string {
 	}
 }
 
+// unquote returns the string a JSON string literal holds. The bytes were
+// validated by json.Unmarshal already, so a literal without escapes is its
+// content between the quotes; escapes, and invalid UTF-8 (which the decoder
+// replaces with U+FFFD, as Alertmanager needs), take the full decoder.
+func unquote(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
 func requiredString(known map[string]json.RawMessage, key string) (string, *Error) {
 	raw := known[key]
-	var s string
-	if isNull(raw) || raw[0] != '"' || json.Unmarshal(raw, &s) != nil || strings.TrimSpace(s) == "" {
+	s, ok := unquote(raw)
+	if !ok || strings.TrimSpace(s) == "" {
 		return "", &Error{Field: key, Expected: "a non-empty string", Got: describe(raw)}
 	}
 	return s, nil
@@ -404,8 +422,8 @@ func optionalString(known map[string]json.RawMessage, key string) (string, *Erro
 	if isNull(raw) {
 		return "", nil
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		return "", &Error{Field: key, Expected: "a string", Got: describe(raw)}
 	}
 	return s, nil
@@ -413,8 +431,8 @@ func optionalString(known map[string]json.RawMessage, key string) (string, *Erro
 
 func decodePriority(raw json.RawMessage) (Priority, *Error) {
 	const expected = "a Falco priority: Emergency, Alert, Critical, Error, Warning, Notice, Informational (or Info) or Debug, in any case"
-	var s string
-	if isNull(raw) || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		return 0, &Error{Field: keyPriority, Expected: expected, Got: describe(raw)}
 	}
 	p, err := ParsePriority(strings.TrimSpace(s))
@@ -435,8 +453,7 @@ func decodeTime(raw json.RawMessage) (time.Time, *Error) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
+		if s, ok := unquote(raw); ok {
 			if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s)); err == nil {
 				return t.UTC(), nil
 			}
@@ -478,8 +495,8 @@ func decodeTags(raw json.RawMessage) ([]string, *Error) {
 	}
 	tags := make([]string, 0, len(items))
 	for i, it := range items {
-		var s string
-		if isNull(it) || it[0] != '"' || json.Unmarshal(it, &s) != nil {
+		s, ok := unquote(it)
+		if !ok {
 			return nil, &Error{Field: fmt.Sprintf("%s[%d]", keyTags, i), Expected: "a string", Got: describe(it)}
 		}
 		if s != "" {
@@ -541,8 +558,8 @@ func valueText(raw []byte) string {
 	case 'n':
 		return ""
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil || noValue(s) {
+		s, ok := unquote(raw)
+		if !ok || noValue(s) {
 			return ""
 		}
 		return s

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const minimal = `{"rule":"R","priority":"Warning","time":"2023-05-25T13:44:05.478445995Z"}`
@@ -367,6 +368,18 @@ func TestCorpus(t *testing.T) {
 	for i, ev := range evs {
 		if ev.Rule == "" || ev.Time.IsZero() || !json.Valid([]byte(ev.Fields.JSON())) {
 			t.Errorf("line %d decoded badly: %+v", i+1, ev)
+		}
+	}
+}
+
+func TestInvalidUTF8BecomesReplacementCharacters(t *testing.T) {
+	ev, err := decodeOne(t, "{\"rule\":\"R\xff\",\"priority\":\"Debug\",\"time\":\"2023-05-25T13:44:05Z\",\"output_fields\":{\"proc.cmdline\":\"a\xfe\\u00e9b\",\"x\":\"c\xffd\"}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{ev.Rule, ev.Fields["proc.cmdline"].String(), ev.Fields["x"].String()} {
+		if !utf8.ValidString(s) || !strings.Contains(s, "\uFFFD") {
+			t.Errorf("%q: invalid UTF-8 must become U+FFFD", s)
 		}
 	}
 }
