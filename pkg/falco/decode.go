@@ -540,6 +540,11 @@ func flattenInto(f Fields, name string, v json.RawMessage, overwrite bool) {
 }
 
 func newValue(raw json.RawMessage) Value {
+	if !utf8.Valid(raw) {
+		// Invalid bytes can only be inside strings: replace them as
+		// the decoder does, so the value's JSON is valid UTF-8 too.
+		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+	}
 	compact := raw
 	if len(raw) > 0 && (raw[0] == '[' || raw[0] == '{') {
 		var b bytes.Buffer

@@ -377,7 +377,7 @@ func TestInvalidUTF8BecomesReplacementCharacters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{ev.Rule, ev.Fields["proc.cmdline"].String(), ev.Fields["x"].String()} {
+	for _, s := range []string{ev.Rule, ev.Fields["proc.cmdline"].String(), ev.Fields["x"].String(), ev.Fields.JSON()} {
 		if !utf8.ValidString(s) || !strings.Contains(s, "\uFFFD") {
 			t.Errorf("%q: invalid UTF-8 must become U+FFFD", s)
 		}

@@ -3,6 +3,7 @@ package falco
 import (
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecode feeds arbitrary bodies to the splitter and decoder: no input
@@ -41,8 +42,13 @@ func FuzzDecode(f *testing.F) {
 			if ev.Rule == "" || ev.Priority < PriorityEmergency || ev.Priority > PriorityDebug {
 				t.Fatalf("valid event without rule or priority: %+v", ev)
 			}
-			if js := ev.Fields.JSON(); !json.Valid([]byte(js)) {
-				t.Fatalf("Fields.JSON() is not valid JSON: %s", js)
+			if js := ev.Fields.JSON(); !json.Valid([]byte(js)) || !utf8.ValidString(js) {
+				t.Fatalf("Fields.JSON() is not valid JSON in UTF-8: %q", js)
+			}
+			for k, v := range ev.Fields {
+				if !utf8.ValidString(k) || !utf8.ValidString(v.String()) {
+					t.Fatalf("field %q = %q is not UTF-8", k, v.String())
+				}
 			}
 		}
 	})
