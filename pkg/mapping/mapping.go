@@ -41,6 +41,7 @@ type Mapping struct {
 	minPriority  falco.Priority
 	ttl          time.Duration
 	generatorURL *template.Template
+	generatorAt  int // line of generator_url
 	maxLabel     int
 	maxAnno      int
 	escape       bool
@@ -59,6 +60,7 @@ type staticLabel struct {
 type compiled struct {
 	name model.LabelName
 	tmpl *template.Template
+	line int // in the mapping file, for errors found when trying it out
 }
 
 type override struct {
@@ -163,6 +165,7 @@ func (c *compiler) compile(f *file) *Mapping {
 	}
 	if f.GeneratorURL.src != "" {
 		m.generatorURL = c.template(f.GeneratorURL.line, "generator_url", f.GeneratorURL.src)
+		m.generatorAt = f.GeneratorURL.line
 	}
 	m.labels = c.templates("labels", f.Labels)
 	m.annotations = c.templates("annotations", f.Annotations)
@@ -230,7 +233,7 @@ func (c *compiler) templates(section string, nv namedValues) []compiled {
 		}
 		t := c.template(v.line, section+"."+v.name, v.src)
 		if t != nil {
-			out = append(out, compiled{name: model.LabelName(v.name), tmpl: t})
+			out = append(out, compiled{name: model.LabelName(v.name), tmpl: t, line: v.line})
 		}
 	}
 	return out
@@ -257,28 +260,25 @@ func (c *compiler) tryOut(m *Mapping) {
 	d := newData(ev, time.Unix(0, 0).UTC(), m)
 	d.Labels = map[string]string{}
 	var buf bytes.Buffer
-	try := func(key string, t *template.Template) {
+	try := func(line int, t *template.Template) {
 		buf.Reset()
 		// A function failing on the sample's values ("error calling
 		// index: index out of range") may well work on real events;
 		// anything else (a misspelt field, a wrong argument) never will.
 		if err := t.Execute(&buf, d); err != nil && !strings.Contains(err.Error(), "error calling ") {
-			c.errorf(0, key, "%v", err)
+			c.errorf(line, t.Name(), "%v", err)
 		}
 	}
 	if m.generatorURL != nil {
-		try("generator_url", m.generatorURL)
+		try(m.generatorAt, m.generatorURL)
 	}
-	for _, set := range [][]compiled{m.labels, m.annotations} {
-		for _, t := range set {
-			try(t.tmpl.Name(), t.tmpl)
-		}
-	}
+	sets := [][]compiled{m.labels, m.annotations}
 	for _, o := range m.overrides {
-		for _, set := range [][]compiled{o.labels, o.annotations} {
-			for _, t := range set {
-				try(t.tmpl.Name(), t.tmpl)
-			}
+		sets = append(sets, o.labels, o.annotations)
+	}
+	for _, set := range sets {
+		for _, t := range set {
+			try(t.line, t.tmpl)
 		}
 	}
 }
