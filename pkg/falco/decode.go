@@ -48,7 +48,12 @@ type RawEvent struct {
 // Decode splits body into events and decodes each of them. Valid events come
 // back in input order; an invalid one never costs the valid ones beside it.
 func Decode(body []byte) ([]Event, []*Error) {
-	raws := Split(body)
+	return DecodeAll(Split(body))
+}
+
+// DecodeAll decodes split events: the valid ones in order, and an error for
+// each of the others.
+func DecodeAll(raws []RawEvent) ([]Event, []*Error) {
 	events := make([]Event, 0, len(raws))
 	var errs []*Error
 	for _, r := range raws {

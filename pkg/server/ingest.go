@@ -68,16 +68,7 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 				fmt.Sprintf("%d events in one request, the limit is %d (web.max_events_per_request)", len(raws), opts.MaxEventsPerRequest))
 		}
 		m.received.Add(float64(len(raws)))
-		events := make([]falco.Event, 0, len(raws))
-		var errs []*falco.Error
-		for _, r := range raws {
-			ev, err := r.Decode()
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			events = append(events, ev)
-		}
+		events, errs := falco.DecodeAll(raws)
 
 		ans := IngestAnswer{Status: "accepted", Rejected: len(errs)}
 		if len(events) > 0 {
