@@ -55,7 +55,8 @@ var (
 )
 
 // BridgeBinary returns the falco-am-bridge binary named by BRIDGE_BIN (make
-// sets it), or builds one from this checkout once per test process.
+// sets it), or builds one from this checkout, once per test process, into
+// bin/e2e (ignored by git, removed by make clean).
 func BridgeBinary(t TB) string {
 	t.Helper()
 	if p := os.Getenv("BRIDGE_BIN"); p != "" {
@@ -67,12 +68,7 @@ func BridgeBinary(t TB) string {
 			buildErr = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "falco-am-bridge-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		built = filepath.Join(dir, "falco-am-bridge")
+		built = filepath.Join(root, "bin", "e2e", "falco-am-bridge")
 		cmd := exec.Command("go", "build", "-o", built, "./cmd/falco-am-bridge")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
