@@ -126,16 +126,8 @@ func (d *demo) run(ctx context.Context) (code int) {
 	})
 
 	mappingFile := filepath.Join(dir, "mapping.yaml")
-	shipped, err := os.ReadFile(filepath.Join(root, "mapping", "default.yaml"))
-	if err != nil {
-		d.Fatalf("%v", err)
-	}
-	demoMapping := bytes.Replace(shipped, []byte("\nttl: 10m\n"), []byte("\nttl: "+ttl+"\n"), 1)
-	demoMapping = bytes.Replace(demoMapping, []byte("\noverrides: []\n"), []byte("\n"+demoOverride), 1)
-	if bytes.Equal(demoMapping, shipped) || !bytes.Contains(demoMapping, []byte(demoOverride)) {
-		d.Fatalf("mapping/default.yaml has no \"ttl: 10m\" or \"overrides: []\" line for the demo to change")
-	}
-	if err := os.WriteFile(mappingFile, demoMapping, 0o600); err != nil {
+	if err := harness.WriteMappingOverlay(filepath.Join(root, "mapping", "default.yaml"), mappingFile,
+		harness.MappingOverlay{TTL: ttl, Overrides: demoOverride}); err != nil {
 		d.Fatalf("%v", err)
 	}
 	bridge := harness.StartBridge(startCtx, d, harness.BridgeOptions{

@@ -259,21 +259,13 @@ func TestRejectedAlertInABatch(t *testing.T) {
 	dir := t.TempDir()
 	am := harness.StartAlertmanager(ctx, t, harness.AlertmanagerOptions{Bin: amBin, ConfigFile: amConfig(t, dir), DataDir: dir})
 
-	shipped, err := os.ReadFile(shippedMapping)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var blank []string
 	for _, l := range []string{"alertname", "falco_rule", "severity", "priority", "source", "hostname", "namespace", "pod_name", "container_name"} {
 		blank = append(blank, l+": ''")
 	}
-	override := "overrides:\n  - match: {rule: [Unlabelled]}\n    labels: {" + strings.Join(blank, ", ") + "}\n"
-	changed := strings.Replace(string(shipped), "\noverrides: []\n", "\n"+override, 1)
-	if changed == string(shipped) {
-		t.Fatal("the shipped mapping has no \"overrides: []\" line to change")
-	}
+	override := "overrides:\n  - match: {rule: [Unlabelled]}\n    labels: {" + strings.Join(blank, ", ") + "}"
 	mappingFile := filepath.Join(dir, "mapping.yaml")
-	if err := os.WriteFile(mappingFile, []byte(changed), 0o600); err != nil {
+	if err := harness.WriteMappingOverlay(shippedMapping, mappingFile, harness.MappingOverlay{Overrides: override}); err != nil {
 		t.Fatal(err)
 	}
 	bridge := harness.StartBridge(ctx, t, harness.BridgeOptions{

@@ -103,29 +103,15 @@ func startStack(ctx context.Context, t *testing.T, o stackOptions) *stack {
 	mappingFile := ""
 	if o.ttl != "" {
 		mappingFile = filepath.Join(dir, "mapping.yaml")
-		writeMappingWithTTL(t, mappingFile, o.ttl)
+		if err := harness.WriteMappingOverlay(shippedMapping, mappingFile, harness.MappingOverlay{TTL: o.ttl}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.bridge = harness.StartBridge(ctx, t, harness.BridgeOptions{
 		Bin: bridgeBin, Alertmanagers: urls, MappingFile: mappingFile,
 		Args: []string{"--alertmanager.max-backoff=1s"},
 	})
 	return s
-}
-
-// writeMappingWithTTL writes the shipped mapping with another ttl.
-func writeMappingWithTTL(t *testing.T, path, ttl string) {
-	t.Helper()
-	data, err := os.ReadFile(shippedMapping)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := strings.Replace(string(data), "\nttl: 10m\n", "\nttl: "+ttl+"\n", 1)
-	if changed == string(data) {
-		t.Fatal("the shipped mapping has no \"ttl: 10m\" line to change")
-	}
-	if err := os.WriteFile(path, []byte(changed), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // falcoClient posts like Falco's http_output: one JSON object per request,

@@ -45,9 +45,6 @@ func (v Value) String() string { return v.text }
 // JSON returns the value as compact JSON, exactly as Falco sent it.
 func (v Value) JSON() []byte { return v.raw }
 
-// Present reports whether the field holds a value.
-func (v Value) Present() bool { return v.text != "" }
-
 // Fields maps Falco field names (proc.cmdline, ka.uri.param[command], ...)
 // to their values.
 type Fields map[string]Value

@@ -52,17 +52,3 @@ func (p Priority) String() string {
 
 // AtLeast reports whether p is as severe as min or more.
 func (p Priority) AtLeast(min Priority) bool { return p <= min }
-
-// MarshalText implements encoding.TextMarshaler.
-func (p Priority) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler, so priorities can be
-// read from configuration files.
-func (p *Priority) UnmarshalText(b []byte) error {
-	v, err := ParsePriority(string(b))
-	if err != nil {
-		return err
-	}
-	*p = v
-	return nil
-}

@@ -64,7 +64,6 @@ type compiled struct {
 }
 
 type override struct {
-	index       int
 	rules       map[string]bool
 	ruleRegex   *regexp.Regexp
 	tags        []string
@@ -98,9 +97,6 @@ func Parse(name string, data []byte) (*Mapping, error) {
 
 // Name returns the name the mapping was parsed under.
 func (m *Mapping) Name() string { return m.name }
-
-// TTL returns the default time to live of an alert.
-func (m *Mapping) TTL() time.Duration { return m.ttl }
 
 type compiler struct {
 	name string
@@ -184,7 +180,7 @@ func defaultSeverities() [8]string {
 
 func (c *compiler) override(i int, o overrideSpec) override {
 	key := fmt.Sprintf("overrides[%d]", i)
-	ov := override{index: i, tags: o.Match.Tags, sources: o.Match.Source, drop: o.Drop}
+	ov := override{tags: o.Match.Tags, sources: o.Match.Source, drop: o.Drop}
 	if mp := o.Match.MinPriority; mp != nil {
 		ov.minPriority = &mp.p
 	}
