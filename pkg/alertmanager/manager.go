@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 )
 
 // Options tune delivery. Zero values take the defaults below, but for
@@ -196,7 +197,20 @@ func (m *Manager) Targets() []string {
 // number of queues it went to. ack, when not nil, is held once per queue
 // until that queue is done with the alert (see Ack).
 func (m *Manager) Send(a *Alert, ack Ack) int {
-	fp := a.Labels.Fingerprint()
+	return m.SendAll([]*Alert{a}, ack)
+}
+
+// SendAll is Send for several alerts, such as those of one request: each
+// queue takes them together, so they leave in the same batch when it has
+// room. ack is held once per alert and queue.
+func (m *Manager) SendAll(alerts []*Alert, ack Ack) int {
+	if len(alerts) == 0 {
+		return 0
+	}
+	fps := make([]model.Fingerprint, len(alerts))
+	for i, a := range alerts {
+		fps[i] = a.Labels.Fingerprint()
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
@@ -204,11 +218,11 @@ func (m *Manager) Send(a *Alert, ack Ack) int {
 	}
 	for _, s := range m.senders {
 		if ack != nil {
-			ack.Add(1)
+			ack.Add(len(alerts))
 		}
-		merged, dropped := s.q.push(a, fp, ack)
-		if merged {
-			s.metrics.merged.WithLabelValues(s.name).Inc()
+		merged, dropped := s.q.push(alerts, fps, ack)
+		if merged > 0 {
+			s.metrics.merged.WithLabelValues(s.name).Add(float64(merged))
 		}
 		if len(dropped) > 0 {
 			s.drop(dropped, DropQueueFull)

@@ -918,3 +918,35 @@ func TestReady(t *testing.T) {
 	down.waitStored(t, "n", "0", "1")
 	eventually(t, "Ready() to be nil", func() error { return m.Ready() })
 }
+
+func TestSendAllKeepsARequestInOneBatch(t *testing.T) {
+	t.Parallel()
+	f1, f2 := newFakeAM(t, status(http.StatusOK)), newFakeAM(t, status(http.StatusOK))
+	opts := testOptions() // BatchWait 0: a sender posts as soon as it sees an alert
+	m, reg := newTestManager(t, opts, nil, f1.base(), f2.base())
+	ack := &countingAck{}
+	alerts := []*Alert{testAlert("n", "1"), testAlert("n", "2"), testAlert("n", "1"), testAlert("n", "3")}
+	if q := m.SendAll(alerts, ack); q != 2 {
+		t.Fatalf("SendAll = %d queues, want 2", q)
+	}
+	for _, f := range []*fakeAM{f1, f2} {
+		f.waitStored(t, "n", "1", "2", "3")
+		reqs := f.seen()
+		if len(reqs) != 1 {
+			t.Fatalf("%s: %d requests, want 1 with all the alerts", f.name(), len(reqs))
+		}
+		if got := requestValues(reqs, "n")[0]; !slices.Equal(got, []string{"1", "2", "3"}) {
+			t.Errorf("%s: batch holds %v, want [1 2 3] (the second 1 merged)", f.name(), got)
+		}
+		if v := value(t, reg, "alerts_merged_total", f.name()); v != 1 {
+			t.Errorf("%s: merged_total %v, want 1", f.name(), v)
+		}
+	}
+	eventually(t, "every hold let go", func() error {
+		if got := ack.count(); got != 8 {
+			return fmt.Errorf("Done called %d times", got)
+		}
+		return nil
+	})
+	checkAck(t, "the request", ack, 8, 8)
+}

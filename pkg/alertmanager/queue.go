@@ -88,39 +88,48 @@ func (q *queue) full() bool {
 	return len(q.items)-q.start >= q.capacity
 }
 
-// push adds an alert. It returns whether the alert was merged into a waiting
-// one, and the entries dropped to make room (not those being sent: the
-// sender accounts for those when their request ends).
-func (q *queue) push(a *Alert, fp model.Fingerprint, ack Ack) (merged bool, dropped []*entry) {
+// push adds alerts in their order, all under one lock and with one wake-up,
+// so that the alerts of one request reach the sender together. It returns
+// how many were merged into waiting ones, and the entries dropped to make
+// room (not those being sent: the sender accounts for those when their
+// request ends). fps holds the fingerprint of each alert.
+func (q *queue) push(alerts []*Alert, fps []model.Fingerprint, ack Ack) (merged int, dropped []*entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if e, ok := q.byFP[fp]; ok && e.alert.Labels.Equal(a.Labels) {
-		e.alert = mergeAlerts(e.alert, a)
-		e.merged++
-		if ack != nil {
-			e.acks = append(e.acks, ack)
-		}
-		return true, nil
-	}
-	for len(q.items)-q.start >= q.capacity {
-		old := q.popFront()
-		if old.inflight {
-			old.evicted = true
+	added := false
+	for i, a := range alerts {
+		if e, ok := q.byFP[fps[i]]; ok && e.alert.Labels.Equal(a.Labels) {
+			e.alert = mergeAlerts(e.alert, a)
+			e.merged++
+			if ack != nil {
+				e.acks = append(e.acks, ack)
+			}
+			merged++
 			continue
 		}
-		dropped = append(dropped, old)
+		for len(q.items)-q.start >= q.capacity {
+			old := q.popFront()
+			if old.inflight {
+				old.evicted = true
+				continue
+			}
+			dropped = append(dropped, old)
+		}
+		e := &entry{alert: a, fp: fps[i], merged: 1}
+		if ack != nil {
+			e.acks = []Ack{ack}
+		}
+		q.items = append(q.items, e)
+		q.byFP[fps[i]] = e
+		added = true
 	}
-	e := &entry{alert: a, fp: fp, merged: 1}
-	if ack != nil {
-		e.acks = []Ack{ack}
+	if added {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
-	q.items = append(q.items, e)
-	q.byFP[fp] = e
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return false, dropped
+	return merged, dropped
 }
 
 // mergeAlerts returns the alert standing for both: the newest annotations,

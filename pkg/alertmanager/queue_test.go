@@ -16,7 +16,7 @@ func pushN(t *testing.T, q *queue, vs ...string) (dropped []*entry) {
 	t.Helper()
 	for _, v := range vs {
 		a := testAlert("n", v)
-		merged, d := q.push(a, a.Labels.Fingerprint(), nil)
+		merged, d := push1(q, a, nil)
 		if merged {
 			t.Fatalf("push n=%s: merged into a waiting alert, want a new entry", v)
 		}
@@ -101,7 +101,7 @@ func TestQueueCoalescesWaitingAlerts(t *testing.T) {
 		mk("third", time.Minute, 15*time.Minute),   // newest annotations
 	}
 	for i, a := range pushes {
-		merged, dropped := q.push(a, a.Labels.Fingerprint(), acks[i])
+		merged, dropped := push1(q, a, acks[i])
 		if want := i > 0; merged != want {
 			t.Fatalf("push %d: merged = %v, want %v", i, merged, want)
 		}
@@ -111,7 +111,7 @@ func TestQueueCoalescesWaitingAlerts(t *testing.T) {
 	}
 	// Another label set in between does not merge, and is not merged into.
 	other := testAlert("alertname", "Other")
-	if merged, _ := q.push(other, other.Labels.Fingerprint(), nil); merged {
+	if merged, _ := push1(q, other, nil); merged {
 		t.Fatal("an alert with other labels was merged")
 	}
 	if got := q.len(); got != 2 {
@@ -210,7 +210,7 @@ func TestQueueDoesNotCoalesceIntoInFlight(t *testing.T) {
 	// request already carries a's old content.
 	a2 := testAlert("n", "a")
 	a2.Annotations = model.LabelSet{"v": "2"}
-	if merged, _ := q.push(a2, a2.Labels.Fingerprint(), nil); merged {
+	if merged, _ := push1(q, a2, nil); merged {
 		t.Fatal("alert merged into an entry that is in flight")
 	}
 	checkContents(t, q, "a", "a")
@@ -224,7 +224,7 @@ func TestQueueDoesNotCoalesceIntoInFlight(t *testing.T) {
 	checkContents(t, q, "a", "a")
 	a3 := testAlert("n", "a")
 	a3.Annotations = model.LabelSet{"v": "3"}
-	if merged, _ := q.push(a3, a3.Labels.Fingerprint(), nil); !merged {
+	if merged, _ := push1(q, a3, nil); !merged {
 		t.Fatal("alert not merged into a waiting entry")
 	}
 	q.mu.Lock()
@@ -244,7 +244,7 @@ func TestQueueCoalescesIntoRequeuedEntry(t *testing.T) {
 	batch, _ := q.take(1, time.Now())
 	q.finish(batch, notDone)
 	a := testAlert("n", "a")
-	if merged, _ := q.push(a, a.Labels.Fingerprint(), nil); !merged {
+	if merged, _ := push1(q, a, nil); !merged {
 		t.Fatal("alert not merged into the entry put back after a failed request")
 	}
 	checkContents(t, q, "a", "b")
@@ -325,7 +325,7 @@ func TestQueueTakeSkipsExpired(t *testing.T) {
 	} {
 		a := testAlert("n", tc.n)
 		a.EndsAt = tc.endsAt
-		q.push(a, a.Labels.Fingerprint(), nil)
+		push1(q, a, nil)
 	}
 	batch, expired := q.take(2, now)
 	if got, want := names(batch), []string{"b", "d"}; !slices.Equal(got, want) {
@@ -342,7 +342,7 @@ func TestQueueTakeSkipsExpired(t *testing.T) {
 	}
 	// Expired entries are no longer known for coalescing.
 	a := testAlert("n", "a")
-	if merged, _ := q.push(a, a.Labels.Fingerprint(), nil); merged {
+	if merged, _ := push1(q, a, nil); merged {
 		t.Error("alert merged into an expired entry")
 	}
 	q.finish(batch, notDone)
@@ -363,7 +363,7 @@ func TestQueueTakeAllExpired(t *testing.T) {
 	for _, n := range []string{"a", "b"} {
 		a := testAlert("n", n)
 		a.EndsAt = now.Add(-time.Minute)
-		q.push(a, a.Labels.Fingerprint(), nil)
+		push1(q, a, nil)
 	}
 	batch, expired := q.take(10, now)
 	if len(batch) != 0 || !slices.Equal(names(expired), []string{"a", "b"}) {
@@ -409,7 +409,7 @@ func TestQueueDrain(t *testing.T) {
 	}
 	checkContents(t, q)
 	a := testAlert("n", "a")
-	if merged, _ := q.push(a, a.Labels.Fingerprint(), nil); merged {
+	if merged, _ := push1(q, a, nil); merged {
 		t.Fatal("merged into a drained entry")
 	}
 	checkContents(t, q, "a")
@@ -447,7 +447,7 @@ func TestQueueModel(t *testing.T) {
 							candidates = append(candidates, e)
 						}
 					}
-					merged, dropped := q.push(a, a.Labels.Fingerprint(), nil)
+					merged, dropped := push1(q, a, nil)
 					if merged {
 						var into *entry
 						for _, e := range candidates {
@@ -529,4 +529,10 @@ func TestQueueModel(t *testing.T) {
 
 func serialAnnotation(serial int) model.LabelSet {
 	return model.LabelSet{"serial": model.LabelValue(strconv.Itoa(serial))}
+}
+
+// push1 pushes one alert, as Manager.Send does.
+func push1(q *queue, a *Alert, ack Ack) (merged bool, dropped []*entry) {
+	n, dropped := q.push([]*Alert{a}, []model.Fingerprint{a.Labels.Fingerprint()}, ack)
+	return n > 0, dropped
 }

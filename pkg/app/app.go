@@ -356,17 +356,15 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 			defer seg.Done()
 		}
 	}
-	for _, al := range alerts {
-		acc.Queues = a.manager.Send(al, ack)
-		if acc.Queues == 0 {
-			acc.Dropped++
-			a.metrics.dropped.WithLabelValues(dropNoAlertmanager).Inc()
-			if ok, n := a.metrics.noTargetLog.Allow(received); ok {
-				a.logger.Error("no Alertmanager to send to; alert dropped", "labels", al.Labels.String(), "suppressed_since_last", n)
-			}
-			continue
+	acc.Queues = a.manager.SendAll(alerts, ack)
+	if acc.Queues == 0 {
+		acc.Dropped += len(alerts)
+		a.metrics.dropped.WithLabelValues(dropNoAlertmanager).Add(float64(len(alerts)))
+		if ok, n := a.metrics.noTargetLog.Allow(received); ok {
+			a.logger.Error("no Alertmanager to send to; alerts dropped", "alerts", len(alerts), "first_labels", alerts[0].Labels.String(), "suppressed_since_last", n)
 		}
-		acc.Alerts++
+		return acc, nil
 	}
+	acc.Alerts = len(alerts)
 	return acc, nil
 }
