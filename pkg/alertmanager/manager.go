@@ -89,8 +89,20 @@ type Manager struct {
 
 	mu      sync.RWMutex
 	senders map[string]*sender // by Alertmanager base URL
+	// pending holds alerts while no Alertmanager is known, as when a DNS
+	// name has not resolved yet; the first to appear get them. It is a
+	// queue without a sender running.
+	pending *sender
 	closed  bool
+	keep    bool // Close's keep
 }
+
+// PendingQueue names, in metrics and logs, the queue that holds alerts
+// while no Alertmanager is known.
+const PendingQueue = "pending"
+
+// ErrClosed is returned by Send and SendAll once Close was called.
+var ErrClosed = errors.New("alertmanager manager closed")
 
 // NewManager returns a Manager with no Alertmanagers; SetTargets adds them.
 func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *Manager {
@@ -105,6 +117,8 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 		drain:   make(chan struct{}),
 		senders: map[string]*sender{},
 	}
+	m.pending = m.newSender(PendingQueue, nil)
+	m.metrics.addPending(PendingQueue, opts.QueueCapacity)
 	if reg != nil {
 		reg.MustRegister(newQueueLengths(m))
 	}
@@ -112,16 +126,19 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 }
 
 // SetTargets sets the Alertmanagers to send to, given by base URL. Queues
-// of Alertmanagers that stay are kept; the queue of one that is gone is
-// dropped, counted as target_removed.
+// of Alertmanagers that stay are kept. Alertmanagers that are new get the
+// alerts held while none was known, and the undelivered alerts of those
+// that are gone (an address replaced by another, as when a pod restarts).
+// When none is new, the queue of one that is gone is dropped, counted as
+// target_removed: the Alertmanagers that stay have their own copies.
 func (m *Manager) SetTargets(bases []*url.URL) {
 	// Retired senders are stopped once the lock is released, before
 	// SetTargets returns, so a target that comes back in a later call
 	// never meets the cleanup of its former self.
-	var retired []*sender
+	var retired, added []*sender
 	defer func() {
 		for _, s := range retired {
-			m.retire(s)
+			m.retire(s, added)
 		}
 	}()
 	m.mu.Lock()
@@ -144,37 +161,87 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 		if _, ok := m.senders[name]; ok {
 			continue
 		}
-		s := &sender{
-			name: name,
-			q:    newQueue(m.opts.QueueCapacity),
-			client: &client{
-				url:       AlertsURL(base).String(),
-				http:      m.opts.HTTPClient,
-				timeout:   m.opts.Timeout,
-				userAgent: m.opts.UserAgent,
-			},
-			opts:    &m.opts,
-			logger:  m.logger.With("alertmanager", name),
-			metrics: m.metrics,
-			stopped: make(chan struct{}),
-		}
-		s.drops = burstLog{logger: s.logger, every: 10 * time.Second}
+		s := m.newSender(name, base)
 		m.senders[name] = s
 		m.metrics.addTarget(name, m.opts.QueueCapacity)
+		added = append(added, s)
+	}
+	if len(added) > 0 {
+		if held := m.pending.q.drain(); len(held) > 0 {
+			m.handOver(m.pending, held, added)
+		}
+	}
+	for _, s := range added {
 		ctx, cancel := context.WithCancel(m.ctx)
 		s.cancel = cancel
 		go s.run(ctx, m.drain)
-		m.logger.Info("sending alerts to Alertmanager", "alertmanager", name)
+		m.logger.Info("sending alerts to Alertmanager", "alertmanager", s.name)
 	}
 	m.metrics.targets.Set(float64(len(m.senders)))
 }
 
-// retire stops the sender of an Alertmanager that is no longer a target.
-func (m *Manager) retire(s *sender) {
+func (m *Manager) newSender(name string, base *url.URL) *sender {
+	s := &sender{
+		name:    name,
+		q:       newQueue(m.opts.QueueCapacity),
+		opts:    &m.opts,
+		logger:  m.logger.With("alertmanager", name),
+		metrics: m.metrics,
+		stopped: make(chan struct{}),
+	}
+	if base != nil {
+		s.client = &client{
+			url:       AlertsURL(base).String(),
+			http:      m.opts.HTTPClient,
+			timeout:   m.opts.Timeout,
+			userAgent: m.opts.UserAgent,
+		}
+	}
+	s.drops = burstLog{logger: s.logger, every: 10 * time.Second}
+	return s
+}
+
+// handOver queues entries taken from the queue of from in every queue of
+// to, then lets go of them. With no queue to go to, they are dropped,
+// counted as target_removed. The caller holds m.mu.
+func (m *Manager) handOver(from *sender, entries []*entry, to []*sender) {
+	if len(to) == 0 {
+		from.drop(entries, DropTargetRemoved)
+		return
+	}
+	for _, s := range to {
+		if dropped := s.q.adopt(entries); len(dropped) > 0 {
+			s.drop(dropped, DropQueueFull)
+			s.drops.flush(m.opts.now())
+		}
+	}
+	for _, e := range entries {
+		e.done()
+	}
+	m.logger.Info("undelivered alerts handed over to new Alertmanagers", "from", from.name, "alerts", len(entries), "to", len(to))
+}
+
+// retire stops the sender of an Alertmanager that is no longer a target and
+// hands what it had not delivered to the targets added in its place.
+func (m *Manager) retire(s *sender, added []*sender) {
 	s.cancel()
 	<-s.stopped
-	for _, e := range s.q.drain() {
-		s.countDrop(e, DropTargetRemoved)
+	if left := s.q.drain(); len(left) > 0 {
+		m.mu.RLock()
+		switch {
+		case m.closed:
+			// Close has taken the queues it delivers from; treat
+			// these as it treats its own leftovers.
+			if !m.keep {
+				s.drop(left, DropShutdown)
+			}
+		default:
+			// Only those still targets: a later SetTargets
+			// may have retired some meanwhile.
+			live := slices.DeleteFunc(slices.Clone(added), func(a *sender) bool { return m.senders[a.name] != a })
+			m.handOver(s, left, live)
+		}
+		m.mu.RUnlock()
 	}
 	s.drops.flush(s.opts.now().Add(time.Hour))
 	m.metrics.removeTarget(s.name)
@@ -194,19 +261,17 @@ func (m *Manager) Targets() []string {
 }
 
 // Send queues an alert for every Alertmanager and returns at once, with the
-// number of queues it went to. ack, when not nil, is held once per queue
-// until that queue is done with the alert (see Ack).
-func (m *Manager) Send(a *Alert, ack Ack) int {
+// number of queues it went to: zero when no Alertmanager is known yet, in
+// which case the alert waits for the first. ack, when not nil, is held once
+// per queue until that queue is done with the alert (see Ack).
+func (m *Manager) Send(a *Alert, ack Ack) (int, error) {
 	return m.SendAll([]*Alert{a}, ack)
 }
 
 // SendAll is Send for several alerts, such as those of one request: each
 // queue takes them together, so they leave in the same batch when it has
 // room. ack is held once per alert and queue.
-func (m *Manager) SendAll(alerts []*Alert, ack Ack) int {
-	if len(alerts) == 0 {
-		return 0
-	}
+func (m *Manager) SendAll(alerts []*Alert, ack Ack) (int, error) {
 	fps := make([]model.Fingerprint, len(alerts))
 	for i, a := range alerts {
 		fps[i] = a.Labels.Fingerprint()
@@ -214,22 +279,33 @@ func (m *Manager) SendAll(alerts []*Alert, ack Ack) int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
-		return 0
+		return 0, ErrClosed
+	}
+	if len(alerts) == 0 {
+		return len(m.senders), nil
+	}
+	if len(m.senders) == 0 {
+		m.enqueue(m.pending, alerts, fps, ack)
+		return 0, nil
 	}
 	for _, s := range m.senders {
-		if ack != nil {
-			ack.Add(len(alerts))
-		}
-		merged, dropped := s.q.push(alerts, fps, ack)
-		if merged > 0 {
-			s.metrics.merged.WithLabelValues(s.name).Add(float64(merged))
-		}
-		if len(dropped) > 0 {
-			s.drop(dropped, DropQueueFull)
-			s.drops.flush(m.opts.now())
-		}
+		m.enqueue(s, alerts, fps, ack)
 	}
-	return len(m.senders)
+	return len(m.senders), nil
+}
+
+func (m *Manager) enqueue(s *sender, alerts []*Alert, fps []model.Fingerprint, ack Ack) {
+	if ack != nil {
+		ack.Add(len(alerts))
+	}
+	merged, dropped := s.q.push(alerts, fps, ack)
+	if merged > 0 {
+		s.metrics.merged.WithLabelValues(s.name).Add(float64(merged))
+	}
+	if len(dropped) > 0 {
+		s.drop(dropped, DropQueueFull)
+		s.drops.flush(m.opts.now())
+	}
 }
 
 // Ready reports whether every queue has room.
@@ -244,6 +320,9 @@ func (m *Manager) Ready() error {
 			return errors.New("the queue of " + name + " is full")
 		}
 	}
+	if m.pending.q.full() {
+		return errors.New("no Alertmanager is known and the queue holding alerts for one is full")
+	}
 	return nil
 }
 
@@ -257,12 +336,21 @@ func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
 		m.mu.Unlock()
 		return 0
 	}
-	m.closed = true
+	m.closed, m.keep = true, keep
 	senders := make([]*sender, 0, len(m.senders))
 	for _, s := range m.senders {
 		senders = append(senders, s)
 	}
 	m.mu.Unlock()
+
+	// Alerts still held for want of an Alertmanager have none to go to.
+	for _, e := range m.pending.q.drain() {
+		undelivered++
+		if !keep {
+			m.pending.countDrop(e, DropShutdown)
+		}
+	}
+	m.pending.drops.flush(m.opts.now().Add(time.Hour))
 
 	close(m.drain)
 	for _, s := range senders {

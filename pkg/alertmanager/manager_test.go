@@ -3,6 +3,7 @@ package alertmanager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -88,8 +89,8 @@ func TestDeliversOneAlert(t *testing.T) {
 				EndsAt:       time.Now().Add(time.Hour).Truncate(time.Millisecond),
 				GeneratorURL: "http://falco/rule",
 			}
-			if n := m.Send(a, nil); n != 1 {
-				t.Fatalf("Send = %d queues, want 1", n)
+			if n, err := m.Send(a, nil); n != 1 || err != nil {
+				t.Fatalf("Send = %d queues, %v; want 1", n, err)
 			}
 			f.waitStored(t, "alertname", "Terminal shell in container")
 			waitValue(t, reg, 1, "alerts_sent_total", base.String())
@@ -201,8 +202,8 @@ func TestFanOut(t *testing.T) {
 			for i := range 5 {
 				n := strconv.Itoa(i)
 				want = append(want, n)
-				if q := m.Send(testAlert("n", n), nil); q != 2 {
-					t.Fatalf("Send = %d queues, want 2", q)
+				if q, err := m.Send(testAlert("n", n), nil); q != 2 || err != nil {
+					t.Fatalf("Send = %d queues, %v; want 2", q, err)
 				}
 				if i == 0 && tc.respond != nil {
 					// The other one is failing while the rest are sent.
@@ -702,8 +703,8 @@ func TestCloseDeliversQueued(t *testing.T) {
 	if v := value(t, reg, "alerts_dropped_total", f.name(), "reason", DropShutdown); v != 0 {
 		t.Errorf(`alerts_dropped_total{reason="shutdown"} = %v, want 0`, v)
 	}
-	if n := m.Send(testAlert("n", "late"), nil); n != 0 {
-		t.Errorf("Send after Close = %d queues, want 0", n)
+	if n, err := m.Send(testAlert("n", "late"), nil); n != 0 || !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close = %d queues, %v; want 0, ErrClosed", n, err)
 	}
 	if n := m.Close(context.Background(), false); n != 0 {
 		t.Errorf("second Close = %d, want 0", n)
@@ -765,8 +766,8 @@ func TestAckDoneOncePerQueue(t *testing.T) {
 		m, _ := newTestManager(t, testOptions(), nil, a.base(), b.base())
 		acks := []*countingAck{{}, {}, {}}
 		for i, ack := range acks {
-			if n := m.Send(testAlert("n", strconv.Itoa(i)), ack); n != 2 {
-				t.Fatalf("Send = %d queues, want 2", n)
+			if n, err := m.Send(testAlert("n", strconv.Itoa(i)), ack); n != 2 || err != nil {
+				t.Fatalf("Send = %d queues, %v; want 2", n, err)
 			}
 		}
 		a.waitStored(t, "n", "0", "1", "2")
@@ -859,7 +860,7 @@ func TestSetTargetsRemovesTarget(t *testing.T) {
 			if v, _ := metricValue(t, reg, metricPrefix+"targets", nil); v != 1 {
 				t.Errorf("targets = %v, want 1", v)
 			}
-			if n := m.Send(testAlert("n", "3"), nil); n != 1 {
+			if n, _ := m.Send(testAlert("n", "3"), nil); n != 1 {
 				t.Errorf("Send = %d queues after the removal, want 1", n)
 			}
 			keep.waitStored(t, "n", "0", "1", "2", "3")
@@ -926,8 +927,8 @@ func TestSendAllKeepsARequestInOneBatch(t *testing.T) {
 	m, reg := newTestManager(t, opts, nil, f1.base(), f2.base())
 	ack := &countingAck{}
 	alerts := []*Alert{testAlert("n", "1"), testAlert("n", "2"), testAlert("n", "1"), testAlert("n", "3")}
-	if q := m.SendAll(alerts, ack); q != 2 {
-		t.Fatalf("SendAll = %d queues, want 2", q)
+	if q, err := m.SendAll(alerts, ack); q != 2 || err != nil {
+		t.Fatalf("SendAll = %d queues, %v; want 2", q, err)
 	}
 	for _, f := range []*fakeAM{f1, f2} {
 		f.waitStored(t, "n", "1", "2", "3")
@@ -949,4 +950,101 @@ func TestSendAllKeepsARequestInOneBatch(t *testing.T) {
 		return nil
 	})
 	checkAck(t, "the request", ack, 8, 8)
+}
+
+func TestHoldsAlertsUntilAnAlertmanagerIsKnown(t *testing.T) {
+	t.Parallel()
+	opts := testOptions()
+	opts.QueueCapacity = 3
+	m, reg := newTestManager(t, opts, nil) // no target yet: a DNS name not resolved
+	acks := []*countingAck{{}, {}, {}, {}}
+	for i, a := range acks {
+		if n, err := m.Send(testAlert("n", strconv.Itoa(i)), a); n != 0 || err != nil {
+			t.Fatalf("Send with no Alertmanager = %d queues, %v; want 0, nil", n, err)
+		}
+	}
+	// Capacity 3: the oldest of the four made room.
+	if v := value(t, reg, "queue_length", PendingQueue); v != 3 {
+		t.Errorf("queue_length{alertmanager=%q} = %v, want 3", PendingQueue, v)
+	}
+	if v := value(t, reg, "alerts_dropped_total", PendingQueue, "reason", DropQueueFull); v != 1 {
+		t.Errorf("alerts_dropped_total{alertmanager=%q,reason=queue_full} = %v, want 1", PendingQueue, v)
+	}
+	checkAck(t, "0", acks[0], 1, 1)
+	if err := m.Ready(); err == nil {
+		t.Error("Ready with the holding queue full = nil, want an error")
+	}
+
+	a, b := newFakeAM(t, status(http.StatusOK)), newFakeAM(t, status(http.StatusOK))
+	m.SetTargets([]*url.URL{a.base(), b.base()})
+	for _, f := range []*fakeAM{a, b} {
+		f.waitStored(t, "n", "1", "2", "3")
+		waitValue(t, reg, 3, "alerts_sent_total", f.name())
+	}
+	if v := value(t, reg, "queue_length", PendingQueue); v != 0 {
+		t.Errorf("queue_length{alertmanager=%q} = %v after the hand-over, want 0", PendingQueue, v)
+	}
+	if err := m.Ready(); err != nil {
+		t.Errorf("Ready = %v, want nil", err)
+	}
+	for i, ack := range acks[1:] {
+		// Held by the holding queue, then by each of the two queues.
+		checkAck(t, strconv.Itoa(i+1), ack, 3, 3)
+	}
+	if n, _ := m.Send(testAlert("n", "4"), nil); n != 2 {
+		t.Errorf("Send = %d queues once Alertmanagers are known, want 2", n)
+	}
+}
+
+func TestCloseCountsHeldAlerts(t *testing.T) {
+	t.Parallel()
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("keep=", keep), func(t *testing.T) {
+			t.Parallel()
+			m, reg := newTestManager(t, testOptions(), nil)
+			ack := &countingAck{}
+			m.SendAll([]*Alert{testAlert("n", "0"), testAlert("n", "1")}, ack)
+			if n := m.Close(context.Background(), keep); n != 2 {
+				t.Errorf("Close = %d undelivered, want 2", n)
+			}
+			want, done := 2.0, 2
+			if keep {
+				want, done = 0, 0 // left for durable storage to replay
+			}
+			if v := value(t, reg, "alerts_dropped_total", PendingQueue, "reason", DropShutdown); v != want {
+				t.Errorf("alerts_dropped_total{reason=shutdown} = %v, want %v", v, want)
+			}
+			checkAck(t, "the request", ack, 2, done)
+		})
+	}
+}
+
+func TestReplacedAlertmanagerHandsOverItsQueue(t *testing.T) {
+	t.Parallel()
+	// An Alertmanager pod restarts with a new address: what the old
+	// address had not delivered goes to the new one.
+	gone := newFakeAM(t, status(http.StatusServiceUnavailable))
+	stays := newFakeAM(t, status(http.StatusOK))
+	fresh := newFakeAM(t, status(http.StatusOK))
+	m, reg := newTestManager(t, testOptions(), nil, gone.base(), stays.base())
+	acks := []*countingAck{{}, {}, {}}
+	for i, a := range acks {
+		m.Send(testAlert("n", strconv.Itoa(i)), a)
+	}
+	stays.waitStored(t, "n", "0", "1", "2")
+	gone.waitRequests(t, 1)
+
+	m.SetTargets([]*url.URL{fresh.base(), stays.base()})
+	fresh.waitStored(t, "n", "0", "1", "2")
+	waitValue(t, reg, 3, "alerts_sent_total", fresh.name())
+	if v := value(t, reg, "alerts_dropped_total", gone.name(), "reason", DropTargetRemoved); v != 0 {
+		t.Errorf("alerts_dropped_total{reason=target_removed} = %v, want 0: the new address took them", v)
+	}
+	if got := len(stays.seen()); got != 1 {
+		t.Errorf("the Alertmanager that stayed got %d requests, want 1 (nothing handed to it twice)", got)
+	}
+	for i, a := range acks {
+		// Two queues at first, then the new one for the old one's copy.
+		checkAck(t, strconv.Itoa(i), a, 3, 3)
+	}
 }

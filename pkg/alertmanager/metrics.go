@@ -82,6 +82,15 @@ func (m *metrics) addTarget(am string, capacity int) {
 	m.latency.WithLabelValues(am)
 }
 
+// addPending presets the series of the queue that holds alerts while no
+// Alertmanager is known; it sends nothing, so it has no request series.
+func (m *metrics) addPending(name string, capacity int) {
+	for _, r := range []string{DropQueueFull, DropShutdown} {
+		m.dropped.WithLabelValues(name, r)
+	}
+	m.queueCapacity.WithLabelValues(name).Set(float64(capacity))
+}
+
 // removeTarget deletes the gauges and request series of an Alertmanager
 // that is gone. Its sent, dropped and merged counters stay, so what
 // happened to its alerts (target_removed included) can still be read.
@@ -103,7 +112,7 @@ type queueLengths struct {
 func newQueueLengths(m *Manager) *queueLengths {
 	return &queueLengths{m: m, desc: prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, subsystem, "queue_length"),
-		"Alerts waiting in the queue of an Alertmanager, those being sent included.",
+		"Alerts waiting in the queue of an Alertmanager, those being sent included; alertmanager=\"pending\" holds alerts while no Alertmanager is known.",
 		[]string{"alertmanager"}, nil)}
 }
 
@@ -115,4 +124,5 @@ func (c *queueLengths) Collect(ch chan<- prometheus.Metric) {
 	for name, s := range c.m.senders {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.q.len()), name)
 	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(c.m.pending.q.len()), PendingQueue)
 }

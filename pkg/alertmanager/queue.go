@@ -1,6 +1,7 @@
 package alertmanager
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -96,40 +97,63 @@ func (q *queue) full() bool {
 func (q *queue) push(alerts []*Alert, fps []model.Fingerprint, ack Ack) (merged int, dropped []*entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	added := false
 	for i, a := range alerts {
-		if e, ok := q.byFP[fps[i]]; ok && e.alert.Labels.Equal(a.Labels) {
-			e.alert = mergeAlerts(e.alert, a)
-			e.merged++
-			if ack != nil {
-				e.acks = append(e.acks, ack)
-			}
-			merged++
-			continue
-		}
-		for len(q.items)-q.start >= q.capacity {
-			old := q.popFront()
-			if old.inflight {
-				old.evicted = true
-				continue
-			}
-			dropped = append(dropped, old)
-		}
 		e := &entry{alert: a, fp: fps[i], merged: 1}
 		if ack != nil {
 			e.acks = []Ack{ack}
 		}
-		q.items = append(q.items, e)
-		q.byFP[fps[i]] = e
-		added = true
-	}
-	if added {
-		select {
-		case q.wake <- struct{}{}:
-		default:
+		if q.addLocked(e, &dropped) {
+			merged++
 		}
 	}
+	q.wakeUp()
 	return merged, dropped
+}
+
+// adopt queues copies of entries taken from another queue, holding each of
+// their acks once more; the caller lets go of the originals. It returns the
+// entries dropped to make room.
+func (q *queue) adopt(entries []*entry) (dropped []*entry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, e := range entries {
+		c := &entry{alert: e.alert, fp: e.fp, merged: e.merged, acks: slices.Clone(e.acks)}
+		for _, a := range c.acks {
+			a.Add(1)
+		}
+		q.addLocked(c, &dropped)
+	}
+	q.wakeUp()
+	return dropped
+}
+
+// addLocked merges e into the waiting entry with the same labels, or puts
+// it at the back, dropping the oldest entries when the queue is full.
+func (q *queue) addLocked(e *entry, dropped *[]*entry) (merged bool) {
+	if w, ok := q.byFP[e.fp]; ok && w.alert.Labels.Equal(e.alert.Labels) {
+		w.alert = mergeAlerts(w.alert, e.alert)
+		w.merged += e.merged
+		w.acks = append(w.acks, e.acks...)
+		return true
+	}
+	for len(q.items)-q.start >= q.capacity {
+		old := q.popFront()
+		if old.inflight {
+			old.evicted = true
+			continue
+		}
+		*dropped = append(*dropped, old)
+	}
+	q.items = append(q.items, e)
+	q.byFP[e.fp] = e
+	return false
+}
+
+func (q *queue) wakeUp() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 }
 
 // mergeAlerts returns the alert standing for both: the newest annotations,

@@ -205,8 +205,9 @@ func (a *App) openStorage() error {
 		return err
 	}
 	for _, r := range replayed {
-		if a.manager.Send(r.Alert, r.Ack) == 0 {
-			a.metrics.dropped.WithLabelValues(dropNoAlertmanager).Inc()
+		if _, err := a.manager.Send(r.Alert, r.Ack); err != nil {
+			store.Close()
+			return err
 		}
 	}
 	store.ReplayDone()
@@ -356,15 +357,16 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 			defer seg.Done()
 		}
 	}
-	acc.Queues = a.manager.SendAll(alerts, ack)
-	if acc.Queues == 0 {
-		acc.Dropped += len(alerts)
-		a.metrics.dropped.WithLabelValues(dropNoAlertmanager).Add(float64(len(alerts)))
-		if ok, n := a.metrics.noTargetLog.Allow(received); ok {
-			a.logger.Error("no Alertmanager to send to; alerts dropped", "alerts", len(alerts), "first_labels", alerts[0].Labels.String(), "suppressed_since_last", n)
-		}
-		return acc, nil
+	n, err := a.manager.SendAll(alerts, ack)
+	if err != nil {
+		return acc, err
 	}
+	if n == 0 {
+		if ok, sup := a.metrics.noTargetLog.Allow(received); ok {
+			a.logger.Warn("no Alertmanager known yet; alerts are held until one is", "alerts", len(alerts), "suppressed_since_last", sup)
+		}
+	}
+	acc.Queues = n
 	acc.Alerts = len(alerts)
 	return acc, nil
 }

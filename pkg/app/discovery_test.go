@@ -80,3 +80,35 @@ func TestDNSDiscovery(t *testing.T) {
 		t.Fatalf("the new Alertmanager got %s", got)
 	}
 }
+
+// TestAlertsWaitForTheFirstAlertmanager: events that arrive before the SRV
+// name resolves (the StatefulSet not up yet) are held, not dropped, and
+// delivered once an Alertmanager appears.
+func TestAlertsWaitForTheFirstAlertmanager(t *testing.T) {
+	am := newFakeAM(t)
+	r := &srvResolver{}
+	cfg := loadConfig(t, "--alertmanager.url=dnssrv+http://_web._tcp.alertmanager-operated.test", "--alertmanager.refresh-interval=50ms")
+	a := runApp(t, cfg, Options{Resolver: r}, func(a *App) bool {
+		resp, err := http.Get("http://" + a.Addr() + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	resp := post(t, a, http.MethodPost, "application/json", "", []byte("["+ev("Early A", "Warning")+","+ev("Early B", "Error")+"]"))
+	if resp.code != http.StatusAccepted || !strings.Contains(resp.body, `"alerts":2`) || !strings.Contains(resp.body, `"alertmanagers":0`) {
+		t.Fatalf("got %d %s, want 202 with 2 alerts held for no Alertmanager yet", resp.code, resp.body)
+	}
+	if got := metricValue(t, a, "falco_am_bridge_alertmanager_queue_length"); got != 2 {
+		t.Errorf("queue_length sums to %v, want 2 held", got)
+	}
+	r.add(t, am)
+	waitFor(t, "the held alerts to reach the first Alertmanager found", func() bool { return len(am.alerts()) == 2 })
+	if got := strings.Join(am.rules(), ","); got != "Early A,Early B" {
+		t.Errorf("the Alertmanager got %s", got)
+	}
+	if got := metricValue(t, a, "falco_am_bridge_alertmanager_alerts_dropped_total"); got != 0 {
+		t.Errorf("alerts_dropped_total sums to %v, want 0", got)
+	}
+}

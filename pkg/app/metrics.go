@@ -12,9 +12,6 @@ import (
 
 const namespace = "falco_am_bridge"
 
-// Reasons an accepted event makes no alert, besides the mapping's own.
-const dropNoAlertmanager = "no_alertmanager"
-
 type metrics struct {
 	accepted      prometheus.Counter
 	dropped       *prometheus.CounterVec
@@ -36,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "events_dropped_total",
-			Help: "Valid events that made no alert: min_priority and override are the mapping's filters; no_alertmanager means no Alertmanager was known.",
+			Help: "Valid events that made no alert because a filter of the mapping dropped them: min_priority or override.",
 		}, []string{"reason"}),
 		mappingErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "mapping_errors_total",
@@ -57,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		mappingErrLog: ratelog.New(10 * time.Second),
 		noTargetLog:   ratelog.New(10 * time.Second),
 	}
-	for _, r := range []string{mapping.DropPriority, mapping.DropOverride, dropNoAlertmanager} {
+	for _, r := range []string{mapping.DropPriority, mapping.DropOverride} {
 		m.dropped.WithLabelValues(r)
 	}
 	m.reloadOK.Set(1)

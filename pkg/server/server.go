@@ -29,7 +29,7 @@ type Accepted struct {
 	Alerts  int `json:"alerts"`         // alerts queued
 	Dropped int `json:"dropped"`        // events dropped by the mapping's filters
 	Errors  int `json:"mapping_errors"` // template errors; alerts were still made
-	Queues  int `json:"alertmanagers"`  // Alertmanager queues each alert went to
+	Queues  int `json:"alertmanagers"`  // Alertmanager queues each alert went to; 0 while none is known (held)
 }
 
 // Options configure the server.
