@@ -42,15 +42,12 @@ func (r *srvResolver) add(t *testing.T, am *fakeAM) {
 	r.mu.Unlock()
 }
 
-// TestDNSDiscovery: the Alertmanagers of a StatefulSet behind one SRV name
-// each get every alert, and one that appears starts receiving.
-func TestDNSDiscovery(t *testing.T) {
-	am1, am2, am3 := newFakeAM(t), newFakeAM(t), newFakeAM(t)
-	r := &srvResolver{}
-	r.add(t, am1)
-	r.add(t, am2)
+// startWithSRV starts the bridge sending to the Alertmanagers r finds
+// behind one SRV name, looked up again every 50ms.
+func startWithSRV(t *testing.T, r *srvResolver) *App {
+	t.Helper()
 	cfg := loadConfig(t, "--alertmanager.url=dnssrv+http://_web._tcp.alertmanager-operated.test", "--alertmanager.refresh-interval=50ms")
-	a := runApp(t, cfg, Options{Resolver: r}, func(a *App) bool {
+	return runApp(t, cfg, Options{Resolver: r}, func(a *App) bool {
 		resp, err := http.Get("http://" + a.Addr() + "/-/ready")
 		if err != nil {
 			return false
@@ -58,6 +55,16 @@ func TestDNSDiscovery(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// TestDNSDiscovery: the Alertmanagers of a StatefulSet behind one SRV name
+// each get every alert, and one that appears starts receiving.
+func TestDNSDiscovery(t *testing.T) {
+	am1, am2, am3 := newFakeAM(t), newFakeAM(t), newFakeAM(t)
+	r := &srvResolver{}
+	r.add(t, am1)
+	r.add(t, am2)
+	a := startWithSRV(t, r)
 	if got := metricValue(t, a, "falco_am_bridge_alertmanager_targets"); got != 2 {
 		t.Fatalf("%v targets, want 2", got)
 	}
@@ -87,15 +94,7 @@ func TestDNSDiscovery(t *testing.T) {
 func TestAlertsWaitForTheFirstAlertmanager(t *testing.T) {
 	am := newFakeAM(t)
 	r := &srvResolver{}
-	cfg := loadConfig(t, "--alertmanager.url=dnssrv+http://_web._tcp.alertmanager-operated.test", "--alertmanager.refresh-interval=50ms")
-	a := runApp(t, cfg, Options{Resolver: r}, func(a *App) bool {
-		resp, err := http.Get("http://" + a.Addr() + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	a := startWithSRV(t, r)
 	resp := post(t, a, http.MethodPost, "application/json", "", []byte("["+ev("Early A", "Warning")+","+ev("Early B", "Error")+"]"))
 	if resp.code != http.StatusAccepted || !strings.Contains(resp.body, `"alerts":2`) || !strings.Contains(resp.body, `"alertmanagers":0`) {
 		t.Fatalf("got %d %s, want 202 with 2 alerts held for no Alertmanager yet", resp.code, resp.body)
