@@ -79,6 +79,86 @@ func TestTranslateNested(t *testing.T) {
 	}
 }
 
+// nestedUnindented is the nested shape as the design notes write it: no
+// indentation, so nested objects start lines, which a splitter guessing
+// from line layout took for new events.
+const nestedUnindented = `{
+"output": "10:52:54.175850394: Unexpected process called /bin/sh (command=sh -c echo hello)",
+"priority": "warning",
+"rule": "Unexpected shell spawned by bash",
+"time": 1678882374175850394,
+"source": "syscall",
+"container": {
+"id": "a1b2c3d4e5f6",
+"name": "my-app-container",
+"mounts": [
+{"from": "/var/lib/data", "to": "/app/data", "type": "volume"}
+],
+"labels": {
+"io.kubernetes.pod.name": "my-app-pod-xyz",
+"io.kubernetes.container.name": "my-app-container"
+}
+},
+"proc": {
+"pid": 12345,
+"args": "sh -c echo hello",
+"exe": "/bin/sh"
+},
+"user": {
+"name": "root"
+}
+}`
+
+// TestTranslateUnindented translates the unindented nested shape to the
+// same alert as the indented one.
+func TestTranslateUnindented(t *testing.T) {
+	now := "2026-01-01T00:00:00Z"
+	code, out, errOut := run(t, nestedUnindented, "translate", "--now", now)
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	got := decodeAlerts(t, out)
+	_, wantOut, _ := run(t, nested, "translate", "--now", now)
+	want := decodeAlerts(t, wantOut)
+	if len(got) != 1 || !reflectLabels(got[0].Labels, want[0].Labels) {
+		t.Fatalf("unindented: %s\nindented: %s", out, wantOut)
+	}
+}
+
+func reflectLabels(a, b models.LabelSet) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestTranslateSeedExampleVerbatim translates the design notes' example
+// exactly as written (unindented) to the same alert as its indented copy.
+func TestTranslateSeedExampleVerbatim(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "falco-events")
+	verbatim, indented := filepath.Join(dir, "seed-example-verbatim.json"), filepath.Join(dir, "seed-example.json")
+	if _, err := os.Stat(verbatim); err != nil {
+		t.Skipf("%s not found: it lives beside the repository", verbatim)
+	}
+	now := "2026-01-01T00:00:00Z"
+	code, out, errOut := run(t, "", "translate", "--now", now, verbatim)
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	_, wantOut, _ := run(t, "", "translate", "--now", now, indented)
+	if out != wantOut {
+		t.Fatalf("verbatim:\n%s\nindented:\n%s", out, wantOut)
+	}
+	if alerts := decodeAlerts(t, out); len(alerts) != 1 || alerts[0].Labels["pod_name"] != "my-app-pod-xyz" {
+		t.Fatalf("alerts %s", out)
+	}
+}
+
 func TestTranslateSeedExample(t *testing.T) {
 	path := filepath.Join("..", "..", "..", "shared", "falco-events", "seed-example.json")
 	if _, err := os.Stat(path); err != nil {

@@ -86,19 +86,23 @@ func translate(m *mapping.Mapping, files []string, received time.Time, stdio IO)
 	valid := true
 	alerts := models.PostableAlerts{}
 	for _, in := range inputs {
-		for _, raw := range falco.Split(in.data) {
-			ev, derr := raw.Decode()
-			if derr != nil {
-				valid = false
-				fmt.Fprintf(stdio.Stderr, "%s: %v\n", in.name, derr)
-				continue
-			}
-			res := m.Map(&ev, received)
+		dec := falco.DecodeBody(in.data, falco.Limits{})
+		errs := dec.Errors
+		if dec.Unread != nil {
+			errs = append(errs, dec.Unread)
+		}
+		for _, derr := range errs {
+			valid = false
+			fmt.Fprintf(stdio.Stderr, "%s: %v\n", in.name, derr)
+		}
+		for i := range dec.Events {
+			ev := &dec.Events[i]
+			res := m.Map(ev, received)
 			for _, err := range res.Errors {
-				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): mapping: %v\n", in.name, raw.Index, raw.Line, err)
+				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): mapping: %v\n", in.name, ev.Index, ev.Line, err)
 			}
 			if res.Alert == nil {
-				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): dropped by the mapping (%s)\n", in.name, raw.Index, raw.Line, res.Dropped)
+				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): dropped by the mapping (%s)\n", in.name, ev.Index, ev.Line, res.Dropped)
 				continue
 			}
 			alerts = append(alerts, res.Alert.Postable())

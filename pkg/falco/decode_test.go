@@ -14,11 +14,14 @@ const minimal = `{"rule":"R","priority":"Warning","time":"2023-05-25T13:44:05.47
 
 func decodeOne(t *testing.T, body string) (Event, *Error) {
 	t.Helper()
-	raws := Split([]byte(body))
-	if len(raws) != 1 {
-		t.Fatalf("Split gave %d events, want 1", len(raws))
+	b := DecodeBody([]byte(body), Limits{})
+	if b.Count != 1 || b.Unread != nil {
+		t.Fatalf("DecodeBody read %d events (unread: %v), want 1", b.Count, b.Unread)
 	}
-	return raws[0].Decode()
+	if len(b.Errors) == 1 {
+		return Event{}, b.Errors[0]
+	}
+	return b.Events[0], nil
 }
 
 func TestDecodeEvent(t *testing.T) {
@@ -44,6 +47,7 @@ func TestDecodeEvent(t *testing.T) {
 			"ka.response.code": "201",
 			"fd.types": ["ipv4", "file"],
 			"ka.uri.param[command]": "sh",
+			"nested.list": [["a", "b"], [], "c", null, "<NA>"],
 			"gcp.userAgent ": "trailing space key"
 		}
 	}`)
@@ -69,6 +73,7 @@ func TestDecodeEvent(t *testing.T) {
 		"ka.response.code":           "201",
 		"fd.types":                   "ipv4,file",
 		"ka.uri.param[command]":      "sh",
+		"nested.list":                "a,b,c",
 		"gcp.userAgent ":             "trailing space key", //nolint:gocritic // Falco really sends this key
 	} {
 		if got := ev.Fields[name].String(); got != want {
@@ -239,7 +244,7 @@ func TestDecodeNestedShape(t *testing.T) {
 	}
 }
 
-func TestSplit(t *testing.T) {
+func TestFraming(t *testing.T) {
 	ev := func(rule string) string {
 		return `{"rule":"` + rule + `","priority":"Debug","time":"2023-05-25T13:44:05Z"}`
 	}
@@ -265,6 +270,16 @@ func TestSplit(t *testing.T) {
 		{"unclosed array", "[" + ev("a") + ",", []string{"a"}, []string{"1:1"}},
 		{"garbage after array", "[" + ev("a") + "] x", []string{"a"}, []string{"1:1"}},
 		{"empty", "  \n ", nil, nil},
+		// Line layout says nothing: the grammar decides.
+		{"nested object starting a line", "{\"rule\":\"a\",\"priority\":\"Debug\",\"time\":\"2023-05-25T13:44:05Z\",\"container\":\n{\"name\":\"c\"}\n}", []string{"a"}, nil},
+		{"unindented nested objects", "{\n\"rule\": \"a\",\n\"priority\": \"warning\",\n\"time\": 1678882374175850394,\n\"container\": {\n\"labels\": {\n\"x\": \"y\"\n}\n},\n\"mounts\": [\n{\"from\": \"/a\"}\n]\n}\n" + ev("b"), []string{"a", "b"}, nil},
+		{"missing comma in array", "[" + ev("a") + " " + ev("b") + "]", []string{"a"}, []string{"1:1"}},
+		{"broken element contained", "[" + ev("a") + ",\n{\"rule\": x, \"y\": [1]},\n" + ev("c") + "]", []string{"a", "c"}, []string{"1:2"}},
+		{"broken element not contained", "[" + ev("a") + ",\n{\"rule\": \"b\", [}\n", []string{"a"}, []string{"1:2", "2:2"}},
+		{"trailing comma", "[" + ev("a") + ",]", []string{"a"}, []string{"1:1"}},
+		{"leading comma", "[," + ev("a") + "]", []string{"a"}, []string{"0:1"}},
+		{"pretty object after a broken line", `{"rule":"a",` + "\n{\n  \"rule\": \"b\", \"priority\": \"Debug\", \"time\": \"2023-05-25T13:44:05Z\"\n}\n" + ev("c"), []string{"b", "c"}, []string{"0:1"}},
+		{"lines swallowed by a broken one", `{"a":[` + "\n" + `{"a":[` + "\n" + ev("c") + "\n" + ev("d"), []string{"c", "d"}, []string{"0:1", "1:2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			evs, errs := Decode([]byte(tc.body))
@@ -288,16 +303,19 @@ func TestSplit(t *testing.T) {
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
-func TestSplitIndexesAreSequential(t *testing.T) {
+func TestIndexesAreSequential(t *testing.T) {
 	body := minimal + "\nnope\n" + minimal + "\n" + minimal
-	raws := Split([]byte(body))
-	for i, r := range raws {
-		if r.Index != i {
-			t.Fatalf("event %d has Index %d", i, r.Index)
+	b := DecodeBody([]byte(body), Limits{})
+	if b.Count != 4 || len(b.Events) != 3 || b.Rejected != 1 {
+		t.Fatalf("read %d events, %d valid, %d rejected", b.Count, len(b.Events), b.Rejected)
+	}
+	for i, want := range []int{0, 2, 3} {
+		if ev := b.Events[i]; ev.Index != want || ev.Line != want+1 {
+			t.Errorf("event %d: Index %d, Line %d; want %d, %d", i, ev.Index, ev.Line, want, want+1)
 		}
 	}
-	if len(raws) != 4 || raws[3].Line != 4 {
-		t.Fatalf("got %d events, last on line %d", len(raws), raws[len(raws)-1].Line)
+	if e := b.Errors[0]; e.Index != 1 || e.Line != 2 {
+		t.Errorf("error at event %d line %d, want 1, 2", e.Index, e.Line)
 	}
 }
 

@@ -13,6 +13,10 @@ import (
 
 // Event is one decoded Falco alert.
 type Event struct {
+	// Index is the event's position in its body, from 0, and Line the
+	// line of the body it starts on, from 1.
+	Index, Line int
+
 	Rule     string
 	Priority Priority
 	// Time is the event's own time as Falco reported it, in UTC. It can be in

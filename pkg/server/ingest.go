@@ -40,6 +40,10 @@ type IngestAnswer struct {
 	Errors   []EventError `json:"errors,omitempty"`
 	// ErrorsTruncated is set when there were more errors than listed.
 	ErrorsTruncated bool `json:"errors_truncated,omitempty"`
+	// Unread, when set, is the index of the first event that could not
+	// be read: the body is broken there, and nothing after it was taken.
+	// Otherwise accepted + rejected is every event of the body.
+	Unread *int `json:"unread_from,omitempty"`
 }
 
 const jsonOutputHint = "the body is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true)"
@@ -62,15 +66,15 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 			return echo.NewHTTPError(http.StatusUnsupportedMediaType, jsonOutputHint)
 		}
 
-		raws := falco.Split(body)
-		if len(raws) > opts.MaxEventsPerRequest {
+		dec := falco.DecodeBody(body, falco.Limits{MaxEvents: opts.MaxEventsPerRequest})
+		if dec.TooMany {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("%d events in one request, the limit is %d (web.max_events_per_request)", len(raws), opts.MaxEventsPerRequest))
+				fmt.Sprintf("more than %d events in one request (web.max_events_per_request)", opts.MaxEventsPerRequest))
 		}
-		m.received.Add(float64(len(raws)))
-		events, errs := falco.DecodeAll(raws)
+		m.received.Add(float64(dec.Count))
+		events := dec.Events
 
-		ans := IngestAnswer{Status: "accepted", Rejected: len(errs)}
+		ans := IngestAnswer{Status: "accepted", Rejected: dec.Rejected}
 		if len(events) > 0 {
 			acc, err := p.Accept(events, received)
 			if err != nil {
@@ -81,20 +85,22 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 			}
 			ans.Accepted = acc
 		}
+		errs := dec.Errors
+		if dec.Unread != nil {
+			errs = append(errs, dec.Unread)
+			ans.Unread = &dec.Unread.Index
+		}
 		if len(errs) == 0 {
 			return c.JSON(http.StatusAccepted, ans)
 		}
 
-		m.invalid.Add(float64(len(errs)))
+		m.invalid.Add(float64(dec.Rejected))
 		if ok, suppressed := invalidLog.Allow(received); ok {
-			logger.Warn("invalid Falco events rejected", "remote", c.RealIP(), "invalid", len(errs), "valid", len(events), "first", errs[0].Error(), "suppressed_since_last", suppressed)
+			logger.Warn("invalid Falco events rejected", "remote", c.RealIP(), "invalid", dec.Rejected, "valid", len(events), "first", errs[0].Error(), "suppressed_since_last", suppressed)
 		}
 		ans.Status = "error"
-		for i, e := range errs {
-			if i == maxErrorsShown {
-				ans.ErrorsTruncated = true
-				break
-			}
+		ans.ErrorsTruncated = len(errs) > maxErrorsShown || dec.Rejected > len(dec.Errors)
+		for _, e := range errs[:min(len(errs), maxErrorsShown)] {
 			ans.Errors = append(ans.Errors, EventError{
 				Index: e.Index, Line: e.Line, Field: e.Field, Expected: e.Expected, Got: e.Got, Message: e.Error(),
 			})
