@@ -4,7 +4,6 @@
 package alertmanager
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/go-openapi/strfmt"
@@ -23,7 +22,8 @@ type Alert struct {
 	GeneratorURL string
 }
 
-// Postable returns the alert as Alertmanager's API type.
+// Postable returns the alert as Alertmanager's API type, which AppendJSON
+// writes without it.
 func (a *Alert) Postable() *models.PostableAlert {
 	labels := make(models.LabelSet, len(a.Labels))
 	for k, v := range a.Labels {
@@ -44,13 +44,4 @@ func (a *Alert) Postable() *models.PostableAlert {
 		StartsAt:    strfmt.DateTime(a.StartsAt),
 		EndsAt:      strfmt.DateTime(a.EndsAt),
 	}
-}
-
-// Encode returns the JSON body of POST /api/v2/alerts for alerts.
-func Encode(alerts []*Alert) ([]byte, error) {
-	body := make(models.PostableAlerts, len(alerts))
-	for i, a := range alerts {
-		body[i] = a.Postable()
-	}
-	return json.Marshal(body)
 }

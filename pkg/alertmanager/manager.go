@@ -273,8 +273,10 @@ func (m *Manager) Send(a *Alert, ack Ack) (int, error) {
 // room. ack is held once per alert and queue.
 func (m *Manager) SendAll(alerts []*Alert, ack Ack) (int, error) {
 	fps := make([]model.Fingerprint, len(alerts))
+	encs := make([][]byte, len(alerts))
 	for i, a := range alerts {
 		fps[i] = a.Labels.Fingerprint()
+		encs[i] = a.encode()
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -285,20 +287,20 @@ func (m *Manager) SendAll(alerts []*Alert, ack Ack) (int, error) {
 		return len(m.senders), nil
 	}
 	if len(m.senders) == 0 {
-		m.enqueue(m.pending, alerts, fps, ack)
+		m.enqueue(m.pending, alerts, fps, encs, ack)
 		return 0, nil
 	}
 	for _, s := range m.senders {
-		m.enqueue(s, alerts, fps, ack)
+		m.enqueue(s, alerts, fps, encs, ack)
 	}
 	return len(m.senders), nil
 }
 
-func (m *Manager) enqueue(s *sender, alerts []*Alert, fps []model.Fingerprint, ack Ack) {
+func (m *Manager) enqueue(s *sender, alerts []*Alert, fps []model.Fingerprint, encs [][]byte, ack Ack) {
 	if ack != nil {
 		ack.Add(len(alerts))
 	}
-	merged, dropped := s.q.push(alerts, fps, ack)
+	merged, dropped := s.q.push(alerts, fps, encs, ack)
 	if merged > 0 {
 		s.metrics.merged.WithLabelValues(s.name).Add(float64(merged))
 	}

@@ -29,6 +29,9 @@ type entry struct {
 	fp     model.Fingerprint
 	merged int // events in this alert
 	acks   []Ack
+	// enc is the alert encoded for the wire, shared by the queues of
+	// every Alertmanager; nil until needed after a merge.
+	enc []byte
 
 	inflight bool // part of the request being sent
 	evicted  bool // pushed out of the queue while in flight
@@ -39,6 +42,18 @@ func (e *entry) done() {
 		a.Done()
 	}
 	e.acks = nil
+}
+
+// encoded returns the alert as sent: encoded once, but for the merge
+// count, which changes.
+func (e *entry) encoded() []byte {
+	if e.merged > 1 {
+		return e.wire().encode()
+	}
+	if e.enc == nil {
+		e.enc = e.alert.encode()
+	}
+	return e.enc
 }
 
 // wire returns the alert to send, with the merge count when there was one.
@@ -93,12 +108,16 @@ func (q *queue) full() bool {
 // so that the alerts of one request reach the sender together. It returns
 // how many were merged into waiting ones, and the entries dropped to make
 // room (not those being sent: the sender accounts for those when their
-// request ends). fps holds the fingerprint of each alert.
-func (q *queue) push(alerts []*Alert, fps []model.Fingerprint, ack Ack) (merged int, dropped []*entry) {
+// request ends). fps holds the fingerprint of each alert, and encs, when
+// not nil, its encoding.
+func (q *queue) push(alerts []*Alert, fps []model.Fingerprint, encs [][]byte, ack Ack) (merged int, dropped []*entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, a := range alerts {
 		e := &entry{alert: a, fp: fps[i], merged: 1}
+		if encs != nil {
+			e.enc = encs[i]
+		}
 		if ack != nil {
 			e.acks = []Ack{ack}
 		}
@@ -117,7 +136,7 @@ func (q *queue) adopt(entries []*entry) (dropped []*entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, e := range entries {
-		c := &entry{alert: e.alert, fp: e.fp, merged: e.merged, acks: slices.Clone(e.acks)}
+		c := &entry{alert: e.alert, fp: e.fp, merged: e.merged, acks: slices.Clone(e.acks), enc: e.enc}
 		for _, a := range c.acks {
 			a.Add(1)
 		}
@@ -133,6 +152,7 @@ func (q *queue) addLocked(e *entry, dropped *[]*entry) (merged bool) {
 	if w, ok := q.byFP[e.fp]; ok && w.alert.Labels.Equal(e.alert.Labels) {
 		w.alert = mergeAlerts(w.alert, e.alert)
 		w.merged += e.merged
+		w.enc = nil
 		w.acks = append(w.acks, e.acks...)
 		return true
 	}

@@ -533,6 +533,6 @@ func serialAnnotation(serial int) model.LabelSet {
 
 // push1 pushes one alert, as Manager.Send does.
 func push1(q *queue, a *Alert, ack Ack) (merged bool, dropped []*entry) {
-	n, dropped := q.push([]*Alert{a}, []model.Fingerprint{a.Labels.Fingerprint()}, ack)
+	n, dropped := q.push([]*Alert{a}, []model.Fingerprint{a.Labels.Fingerprint()}, nil, ack)
 	return n > 0, dropped
 }

@@ -164,14 +164,11 @@ func (s *sender) split(ctx context.Context, batch []*entry) (retry bool) {
 }
 
 func (s *sender) post(ctx context.Context, batch []*entry) response {
-	alerts := make([]*Alert, len(batch))
+	encs := make([][]byte, len(batch))
 	for i, e := range batch {
-		alerts[i] = e.wire()
+		encs[i] = e.encoded()
 	}
-	body, err := Encode(alerts)
-	if err != nil {
-		return response{outcome: outcomeRejected, err: err}
-	}
+	body := joinBatch(encs)
 	start := time.Now()
 	r := s.client.post(ctx, body, s.opts.now())
 	s.metrics.latency.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
