@@ -1,7 +1,6 @@
 package alertmanager
 
 import (
-
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/prometheus/common/model"
 )
