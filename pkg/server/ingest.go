@@ -137,8 +137,14 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	default:
 		return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or nothing", enc))
 	}
-	// Read one byte past the limit to tell "exactly the limit" from "more".
-	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	// Read one byte past the limit to tell "exactly the limit" from "more",
+	// into a buffer of the announced size when there is one.
+	var buf bytes.Buffer
+	if n := req.ContentLength; n > 0 && n <= limit && req.Header.Get(echo.HeaderContentEncoding) == "" {
+		buf.Grow(int(n) + 1)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	body := buf.Bytes()
 	if err != nil {
 		if tooLarge(err) {
 			return nil, bodyTooLarge(limit)

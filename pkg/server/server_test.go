@@ -120,3 +120,43 @@ func TestErrorListIsCapped(t *testing.T) {
 		t.Fatalf("%d rejected=%d listed=%d truncated=%v", rec.Code, ans.Rejected, len(ans.Errors), ans.ErrorsTruncated)
 	}
 }
+
+// TestAnswerAccountsForEveryEvent checks that accepted + rejected is every
+// event sent, or that the answer says from which event on nothing was
+// read, and that a hostile body is refused with the limit it broke.
+func TestAnswerAccountsForEveryEvent(t *testing.T) {
+	bad := `{"rule": x}`
+	for _, tc := range []struct {
+		name               string
+		body               string
+		code               int
+		accepted, rejected int
+		unread             int // -1: none
+		msg                string
+	}{
+		{"array with a broken element", "[" + event + ",\n" + bad + ",\n" + event + "]", http.StatusBadRequest, 2, 1, -1, "line 2"},
+		{"missing comma", "[" + event + " " + event + "]", http.StatusBadRequest, 1, 0, 1, "',' or ']' after event 0"},
+		{"ndjson with a broken line", event + "\n" + bad + "\n" + event + "\n", http.StatusBadRequest, 2, 1, -1, "event 1 (line 2)"},
+		{"deep nesting", `{"rule":"R","priority":"Debug","time":"2026-01-02T00:00:00Z",` + strings.Repeat(`"a":{`, 20000) + strings.Repeat("}", 20000) + "}", http.StatusBadRequest, 0, 1, -1, "nested at most 32 deep"},
+		{"pretty single event", "{\n\"rule\": \"R\",\n\"priority\": \"Debug\",\n\"time\": \"2026-01-02T00:00:00Z\",\n\"container\":\n{\"name\": \"c\"}\n}", http.StatusAccepted, 1, 0, -1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &pipeline{}
+			rec := do(newHandler(p, nil, nil), http.MethodPost, "/", tc.body)
+			var ans IngestAnswer
+			if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
+				t.Fatal(err)
+			}
+			unread := -1
+			if ans.Unread != nil {
+				unread = *ans.Unread
+			}
+			if rec.Code != tc.code || ans.Events != tc.accepted || ans.Rejected != tc.rejected || unread != tc.unread || !strings.Contains(rec.Body.String(), tc.msg) {
+				t.Fatalf("%d accepted=%d rejected=%d unread=%d: %s", rec.Code, ans.Events, ans.Rejected, unread, rec.Body)
+			}
+			if len(p.got) != tc.accepted {
+				t.Fatalf("the pipeline got %d events", len(p.got))
+			}
+		})
+	}
+}
