@@ -31,10 +31,14 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Defaults, as Prometheus's notifier uses them where it has them.
+// Defaults, as Prometheus's notifier uses them where it has them. Batches
+// are larger than its 256: Falco bursts are much larger than Prometheus's,
+// and with one request in flight per Alertmanager a batch of 256 could
+// not keep up with two cores' intake (make bench: 18,000 of 50,000 events
+// dropped with 256, none with 1024).
 const (
 	DefaultQueueCapacity = 10000
-	DefaultBatchSize     = 256
+	DefaultBatchSize     = 1024
 	DefaultTimeout       = 10 * time.Second
 	DefaultMinBackoff    = 500 * time.Millisecond
 	DefaultMaxBackoff    = 10 * time.Second

@@ -134,8 +134,8 @@ func options() []option {
 				c.Alertmanager.QueueCapacity, err = v.positiveInt()
 				return
 			}},
-		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", typ: "number", def: "256",
-			help: "Most alerts in one POST.",
+		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", typ: "number", def: "1024",
+			help: "Most alerts in one POST. Large batches keep delivery ahead of a burst; Alertmanager takes thousands in one request.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.BatchSize, err = v.positiveInt()
 				return
