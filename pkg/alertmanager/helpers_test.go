@@ -367,12 +367,14 @@ func requestValues(reqs []*fakeRequest, name string) [][]string {
 	return out
 }
 
-// testOptions are fast retries for tests.
+// testOptions are fast retries for tests, and no resend delay: the tests
+// of it set their own.
 func testOptions() Options {
 	return Options{
-		MinBackoff: 10 * time.Millisecond,
-		MaxBackoff: 50 * time.Millisecond,
-		Timeout:    5 * time.Second,
+		MinBackoff:  10 * time.Millisecond,
+		MaxBackoff:  50 * time.Millisecond,
+		Timeout:     5 * time.Second,
+		ResendDelay: -1,
 	}
 }
 

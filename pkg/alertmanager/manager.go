@@ -24,6 +24,9 @@ type Options struct {
 	MinBackoff    time.Duration // first retry delay
 	MaxBackoff    time.Duration // longest retry delay
 	MaxRetryAfter time.Duration // longest Retry-After honoured
+	// ResendDelay is how long an alert just delivered waits when only
+	// refreshed since; negative: never.
+	ResendDelay time.Duration
 	// HTTPClient carries TLS, authentication and proxy settings.
 	HTTPClient *http.Client
 	UserAgent  string
@@ -66,6 +69,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.MaxRetryAfter <= 0 {
 		o.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if o.ResendDelay == 0 {
+		o.ResendDelay = DefaultResendDelay
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{}

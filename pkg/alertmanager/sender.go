@@ -19,6 +19,7 @@ type sender struct {
 	drops   burstLog
 	// failures counts failed attempts in a row, for the backoff.
 	failures int
+	recent   recent
 	cancel   context.CancelFunc
 	stopped  chan struct{}
 }
@@ -45,6 +46,24 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 			case <-s.q.wake:
 			}
 			continue
+		}
+		if s.failures == 0 && !closed(drain) {
+			// Alerts delivered a moment ago and only refreshed since
+			// (a storm) wait; a new alert ends the wait.
+			now := s.opts.now()
+			if until := s.recent.holdUntil(s.q, now, s.opts.ResendDelay); !until.IsZero() {
+				t := time.NewTimer(until.Sub(now))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-drain:
+				case <-s.q.wake:
+				case <-t.C:
+				}
+				t.Stop()
+				continue
+			}
 		}
 		if s.opts.BatchWait > 0 && s.q.len() < s.opts.BatchSize && s.failures == 0 {
 			// Linger so that a burst of events goes out in one request.
@@ -178,6 +197,7 @@ func (s *sender) post(ctx context.Context, batch []*entry) response {
 
 func (s *sender) delivered(batch []*entry) {
 	s.q.finish(batch, func(*entry) bool { return true })
+	s.recent.record(batch, s.opts.now(), s.opts.ResendDelay)
 	for _, e := range batch {
 		e.done()
 	}
@@ -274,4 +294,13 @@ func (b *burstLog) flushLocked(now time.Time) {
 	b.logger.Warn("alerts dropped", args...)
 	clear(b.pending)
 	b.last = now
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
