@@ -521,7 +521,7 @@ func (d *decoder) object(limitErrp **Error) (Event, *Error) {
 			}
 		default:
 			d.name = append(d.name[:0], name...)
-			if err := d.flatten(2, &limitErr); err != nil {
+			if err := d.flatten(2, &limitErr, &d.flat); err != nil {
 				return Event{}, err
 			}
 		}
@@ -589,6 +589,16 @@ func (d *decoder) outputFields(limit **Error) (raw []byte, syntax *Error) {
 		if rerr != nil {
 			return nil, rerr
 		}
+		if kind, err := d.peek(); err != nil {
+			return nil, err
+		} else if kind == '{' {
+			// Nested objects flatten here too.
+			d.name = append(d.name[:0], name...)
+			if err := d.flatten(3, limit, &d.fields); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		v, verr := d.leaf(3, limit)
 		if verr != nil {
 			return nil, verr
@@ -648,10 +658,10 @@ func (d *decoder) leaf(level int, limit **Error) ([]byte, *Error) {
 }
 
 // flatten reads the value of the member named d.name, at level (the event
-// object is at 1), into d.flat: objects become dotted names, anything else
+// object is at 1), into dst: objects become dotted names, anything else
 // is kept as it is. A limit passed is recorded in limit and reading goes
 // on, so that the event's end is found.
-func (d *decoder) flatten(level int, limit **Error) *Error {
+func (d *decoder) flatten(level int, limit **Error, dst *[]pair) *Error {
 	kind, err := d.peek()
 	if err != nil {
 		return err
@@ -670,7 +680,7 @@ func (d *decoder) flatten(level int, limit **Error) *Error {
 		if kind == '}' {
 			// An empty object is a value of its own.
 			_, _ = d.dec.ReadToken()
-			d.addFlat([]byte("{}"), limit)
+			d.addFlat([]byte("{}"), limit, dst)
 			return nil
 		}
 		prefix := len(d.name)
@@ -680,7 +690,7 @@ func (d *decoder) flatten(level int, limit **Error) *Error {
 				return rerr
 			}
 			d.name = append(append(d.name[:prefix], '.'), name...)
-			if err := d.flatten(level+1, limit); err != nil {
+			if err := d.flatten(level+1, limit, dst); err != nil {
 				return err
 			}
 			if kind, err = d.peek(); err != nil {
@@ -695,11 +705,11 @@ func (d *decoder) flatten(level int, limit **Error) *Error {
 	if verr != nil {
 		return verr
 	}
-	d.addFlat(v, limit)
+	d.addFlat(v, limit, dst)
 	return nil
 }
 
-func (d *decoder) addFlat(v []byte, limit **Error) {
+func (d *decoder) addFlat(v []byte, limit **Error, dst *[]pair) {
 	if *limit != nil {
 		return
 	}
@@ -712,7 +722,7 @@ func (d *decoder) addFlat(v []byte, limit **Error) {
 		*limit = limitError(string(d.name[:min(len(d.name), 64)]), fmt.Sprintf("nested objects whose flattened field names take at most %d bytes per byte of the event", flattenFactor), "more")
 		return
 	}
-	d.flat = append(d.flat, pair{name: string(d.name), raw: v})
+	*dst = append(*dst, pair{name: string(d.name), raw: v})
 }
 
 // decodeKnown checks Falco's keys and builds the event.

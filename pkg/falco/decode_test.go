@@ -219,7 +219,7 @@ func TestDecodeNestedShape(t *testing.T) {
 			"labels": {"io.kubernetes.pod.name": "pod-1", "io.kubernetes.pod.namespace": "ns-1"},
 			"mounts": [{"from": "/a", "to": "/b"}]},
 		"proc": {"pid": 12345, "args": "sh -c id"},
-		"output_fields": {"container.name": "from-output-fields"}
+		"output_fields": {"container.name": "from-output-fields", "k8s": {"pod": {"name": "p"}, "ns.name": "n"}, "empty": {}}
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -234,6 +234,9 @@ func TestDecodeNestedShape(t *testing.T) {
 		"proc.pid":                                     "12345",
 		"proc.args":                                    "sh -c id",
 		"ruleId":                                       "1000000",
+		"k8s.pod.name":                                 "p",
+		"k8s.ns.name":                                  "n",
+		"empty":                                        "{}",
 	} {
 		if got := ev.Fields[name].String(); got != want {
 			t.Errorf("field %q = %q, want %q", name, got, want)

@@ -186,7 +186,7 @@ func refEvent(t *testing.T, raw json.RawMessage) ref {
 		r.fields[k] = v
 	}
 	if of := chosen[keyOutputFields]; of.set && len(of.raw) > 0 && of.raw[0] == '{' {
-		walk(t, of.raw, func(name string, v json.RawMessage) { r.fields[name] = refText(t, v) })
+		walk(t, of.raw, func(name string, v json.RawMessage) { flatten(t, name, v, r.fields) })
 	}
 	return r
 }
