@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	amtemplate "github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 )
@@ -25,12 +26,15 @@ type Data struct {
 	Tags       []string
 	Time       time.Time // the event's time
 	ReceivedAt time.Time // when the bridge received the event
-	// Labels holds the rendered labels; set for annotations and
-	// generator_url, which are rendered after the labels.
+	// Labels holds the rendered labels for annotations and generator_url,
+	// which are rendered after the labels. Templates compiled to a fast
+	// path read them from labels instead, and Labels is then left nil
+	// unless some template runs on text/template.
 	Labels map[string]string
 
 	ev         *falco.Event
 	fieldsJSON *string
+	labels     model.LabelSet // the rendered labels, for fast templates
 }
 
 func newData(ev *falco.Event, received time.Time, m *Mapping) *Data {
