@@ -1,7 +1,6 @@
 package mapping
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"text/template"
@@ -71,8 +70,39 @@ func (v value) truth() bool {
 type (
 	evalFn  func(d *Data, dot string) value
 	cmdFn   func(d *Data, dot string, final value) value
-	writeFn func(w *bytes.Buffer, d *Data, dot string)
+	writeFn func(w *output, d *Data, dot string)
 )
+
+// output collects what a template writes. Most templates write one piece
+// (the value of a field, or nothing), which it returns without a copy.
+type output struct {
+	first  string
+	buf    []byte
+	pieces int
+}
+
+func (o *output) reset() { o.first, o.buf, o.pieces = "", o.buf[:0], 0 }
+
+func (o *output) WriteString(s string) {
+	switch {
+	case s == "":
+		return
+	case o.pieces == 0:
+		o.first = s
+	case o.pieces == 1:
+		o.buf = append(append(o.buf[:0], o.first...), s...)
+	default:
+		o.buf = append(o.buf, s...)
+	}
+	o.pieces++
+}
+
+func (o *output) String() string {
+	if o.pieces <= 1 {
+		return o.first
+	}
+	return string(o.buf)
+}
 
 // expr is a compiled expression and the kinds its value can have.
 type expr struct {
@@ -91,7 +121,7 @@ type fastTemplate struct {
 type fallBack struct{ err error }
 
 // run renders the template, or reports ok false when text/template must.
-func (f *fastTemplate) run(buf *bytes.Buffer, d *Data) (s string, ok bool) {
+func (f *fastTemplate) run(o *output, d *Data) (s string, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s, ok = "", false
@@ -100,9 +130,9 @@ func (f *fastTemplate) run(buf *bytes.Buffer, d *Data) (s string, ok bool) {
 	if f.str != nil {
 		return f.str(d), true
 	}
-	buf.Reset()
-	f.write(buf, d, "")
-	return buf.String(), true
+	o.reset()
+	f.write(o, d, "")
+	return o.String(), true
 }
 
 // unsupported, panicked at compile time, says why a template stays with
@@ -141,7 +171,7 @@ type fastCompiler struct {
 
 func (c *fastCompiler) list(l *tparse.ListNode, dot kind) writeFn {
 	if l == nil {
-		return func(*bytes.Buffer, *Data, string) {}
+		return func(*output, *Data, string) {}
 	}
 	var steps []writeFn
 	for _, n := range l.Nodes {
@@ -151,11 +181,11 @@ func (c *fastCompiler) list(l *tparse.ListNode, dot kind) writeFn {
 	}
 	switch len(steps) {
 	case 0:
-		return func(*bytes.Buffer, *Data, string) {}
+		return func(*output, *Data, string) {}
 	case 1:
 		return steps[0]
 	}
-	return func(w *bytes.Buffer, d *Data, dot string) {
+	return func(w *output, d *Data, dot string) {
 		for _, s := range steps {
 			s(w, d, dot)
 		}
@@ -166,7 +196,7 @@ func (c *fastCompiler) node(n tparse.Node, dot kind) writeFn {
 	switch n := n.(type) {
 	case *tparse.TextNode:
 		text := string(n.Text)
-		return func(w *bytes.Buffer, _ *Data, _ string) { w.WriteString(text) }
+		return func(w *output, _ *Data, _ string) { w.WriteString(text) }
 	case *tparse.CommentNode:
 		return nil
 	case *tparse.ActionNode:
@@ -176,7 +206,7 @@ func (c *fastCompiler) node(n tparse.Node, dot kind) writeFn {
 	case *tparse.IfNode:
 		cond := c.pipe(n.Pipe, dot).eval
 		then, els := c.list(n.List, dot), c.list(n.ElseList, dot)
-		return func(w *bytes.Buffer, d *Data, dot string) {
+		return func(w *output, d *Data, dot string) {
 			if cond(d, dot).truth() {
 				then(w, d, dot)
 			} else {
@@ -189,7 +219,7 @@ func (c *fastCompiler) node(n tparse.Node, dot kind) writeFn {
 		switch e.kinds {
 		case kindString:
 			body := c.list(n.List, kindString)
-			return func(w *bytes.Buffer, d *Data, dot string) {
+			return func(w *output, d *Data, dot string) {
 				if v := e.eval(d, dot); v.s != "" {
 					body(w, d, v.s)
 				} else {
@@ -212,7 +242,7 @@ func (c *fastCompiler) print(e expr) writeFn {
 	if e.kinds&^(kindString|kindBool) != 0 {
 		unsupportedf("printing %s", kindName(e.kinds))
 	}
-	return func(w *bytes.Buffer, d *Data, dot string) {
+	return func(w *output, d *Data, dot string) {
 		v := e.eval(d, dot)
 		if v.kind == kindString {
 			w.WriteString(v.s)

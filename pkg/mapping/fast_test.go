@@ -116,7 +116,7 @@ func TestFastShapes(t *testing.T) {
 				}
 				t.Fatalf("not compiled: %s", why)
 			}
-			got, ok := f.run(new(bytes.Buffer), shapesData(t))
+			got, ok := f.run(new(output), shapesData(t))
 			if !ok {
 				t.Fatal("the fast path gave up")
 			}
@@ -175,7 +175,7 @@ func TestFastFallsBack(t *testing.T) {
 				return // prints a pointer, different for each Data
 			}
 			c := compiled{tmpl: tmpl}
-			got, gotErr := c.execute(new(bytes.Buffer), shapesData(t))
+			got, gotErr := c.execute(new(scratch), shapesData(t))
 			var want bytes.Buffer
 			wantErr := tmpl.Execute(&want, shapesData(t))
 			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || gotErr == nil && got != want.String() {
@@ -195,11 +195,11 @@ func TestFastFallsBack(t *testing.T) {
 			if f == nil {
 				t.Fatalf("not compiled: %s", why)
 			}
-			if _, ok := f.run(new(bytes.Buffer), shapesData(t)); ok {
+			if _, ok := f.run(new(output), shapesData(t)); ok {
 				t.Fatal("the fast path did not give up on a failing function")
 			}
 			c := compiled{tmpl: tmpl, fast: f}
-			got, err := c.execute(new(bytes.Buffer), shapesData(t))
+			got, err := c.execute(new(scratch), shapesData(t))
 			if err == nil || !strings.Contains(err.Error(), "error calling") {
 				t.Errorf("got %q, %v; want text/template's error", got, err)
 			}

@@ -102,12 +102,13 @@ func FuzzFastTemplate(f *testing.F) {
 			return
 		}
 		c := compiled{tmpl: tmpl, fast: fast}
-		var buf, want bytes.Buffer
+		var sc scratch
+		var want bytes.Buffer
 		for i := range evs {
 			d := newData(&evs[i], goldenReceived, m)
 			d.labels = model.LabelSet{"alertname": labelValue(evs[i].Rule), "empty": ""}
 			d.Labels = map[string]string{"alertname": evs[i].Rule, "empty": ""}
-			got, gotErr := c.execute(&buf, d)
+			got, gotErr := c.execute(&sc, d)
 			want.Reset()
 			wantErr := tmpl.Execute(&want, d)
 			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || wantErr == nil && got != want.String() {

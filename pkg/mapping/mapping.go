@@ -66,19 +66,28 @@ type compiled struct {
 	line int           // in the mapping file, for errors found when trying it out
 }
 
-// execute renders the template into buf, by its fast path when it has one.
-func (c *compiled) execute(buf *bytes.Buffer, d *Data) (string, error) {
+// execute renders the template, by its fast path when it has one.
+func (c *compiled) execute(sc *scratch, d *Data) (string, error) {
 	if c.fast != nil {
-		if s, ok := c.fast.run(buf, d); ok {
+		if s, ok := c.fast.run(&sc.out, d); ok {
 			return s, nil
 		}
 	}
-	buf.Reset()
-	if err := c.tmpl.Execute(buf, d); err != nil {
+	sc.buf.Reset()
+	if err := c.tmpl.Execute(&sc.buf, d); err != nil {
 		return "", err
 	}
-	return buf.String(), nil
+	return sc.buf.String(), nil
 }
+
+// scratch is what rendering one event needs and does not keep.
+type scratch struct {
+	data Data
+	out  output
+	buf  bytes.Buffer
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 type override struct {
 	rules       map[string]bool
@@ -299,6 +308,7 @@ func (c *compiler) tryOut(m *Mapping) {
 	}
 	d := newData(ev, time.Unix(0, 0).UTC(), m)
 	d.Labels = map[string]string{}
+	d.labels = model.LabelSet{}
 	var buf bytes.Buffer
 	try := func(line int, t *template.Template) {
 		buf.Reset()
@@ -340,8 +350,6 @@ const (
 	DropOverride = "override"
 )
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // Map turns one event into an alert. received is when the bridge got the
 // event; it bounds startsAt (clock skew) and starts the time to live.
 func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
@@ -365,29 +373,47 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 	}
 
 	var res Result
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
-	d := newData(ev, received, m)
+	sc := scratchPool.Get().(*scratch)
+	defer func() {
+		sc.data = Data{} // keeps nothing of the event alive
+		sc.out.reset()
+		scratchPool.Put(sc)
+	}()
+	d := &sc.data
+	d.fill(ev, received, m)
 
+	// Labels keep their empty values while annotations render, since
+	// templates see them (.Labels); an annotation is left out at once.
 	labels := make(model.LabelSet, len(m.labels)+len(m.static)+2)
-	render := func(dst model.LabelSet, set []compiled, max int) {
+	emptyLabel := false
+	render := func(dst model.LabelSet, set []compiled, max int, keepEmpty bool) {
 		for i := range set {
 			c := &set[i]
-			s, err := c.execute(buf, d)
+			s, err := c.execute(sc, d)
 			if err != nil {
 				res.Errors = append(res.Errors, fmt.Errorf("%s: %w", c.tmpl.Name(), err))
 				delete(dst, c.name)
 				continue
 			}
-			dst[c.name] = model.LabelValue(m.clean(s, max))
+			switch v := m.clean(s, max); {
+			case v != "":
+				dst[c.name] = model.LabelValue(v)
+			case keepEmpty:
+				dst[c.name] = ""
+				emptyLabel = true
+			default:
+				delete(dst, c.name)
+			}
 		}
 	}
-	render(labels, m.labels, m.maxLabel)
+	render(labels, m.labels, m.maxLabel, true)
 	for _, s := range m.static {
-		labels[s.name] = model.LabelValue(m.clean(s.value, m.maxLabel))
+		v := m.clean(s.value, m.maxLabel)
+		labels[s.name] = model.LabelValue(v)
+		emptyLabel = emptyLabel || v == ""
 	}
 	for _, o := range matched {
-		render(labels, o.labels, m.maxLabel)
+		render(labels, o.labels, m.maxLabel, true)
 	}
 	// Rendered labels, empty ones included, are what annotations and
 	// generator_url see; the copy text/template needs is made only when a
@@ -401,9 +427,9 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 	}
 
 	annotations := make(model.LabelSet, len(m.annotations)+2)
-	render(annotations, m.annotations, m.maxAnno)
+	render(annotations, m.annotations, m.maxAnno, false)
 	for _, o := range matched {
-		render(annotations, o.annotations, m.maxAnno)
+		render(annotations, o.annotations, m.maxAnno, false)
 	}
 
 	a := &alertmanager.Alert{
@@ -418,7 +444,7 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 		a.StartsAt = received
 	}
 	if m.generatorURL != nil {
-		if s, err := m.generatorURL.execute(buf, d); err != nil {
+		if s, err := m.generatorURL.execute(sc, d); err != nil {
 			res.Errors = append(res.Errors, fmt.Errorf("generator_url: %w", err))
 		} else if u := strings.TrimSpace(s); u != "" {
 			// One unparsable URL would make Alertmanager reject the
@@ -430,19 +456,16 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 			}
 		}
 	}
-	// A label or annotation that renders empty is left out.
-	dropEmpty(labels)
-	dropEmpty(annotations)
-	res.Alert = a
-	return res
-}
-
-func dropEmpty(ls model.LabelSet) {
-	for k, v := range ls {
-		if v == "" {
-			delete(ls, k)
+	// A label that renders empty is left out.
+	if emptyLabel {
+		for k, v := range labels {
+			if v == "" {
+				delete(labels, k)
+			}
 		}
 	}
+	res.Alert = a
+	return res
 }
 
 func (o *override) matches(ev *falco.Event) bool {
