@@ -539,6 +539,29 @@ func (c *fastCompiler) call(name string, args []tparse.Node, final, dot kind) (k
 			y := b(d, dot, final).s
 			return str(f(x, y, e(d, dot, final).s))
 		}
+	case func(string) (string, error):
+		// urlUnescape
+		want(kindString)
+		a := get[0].eval
+		return kindString, func(d *Data, dot string, final value) value {
+			s, err := f(a(d, dot, final).s)
+			if err != nil {
+				panic(fallBack{err})
+			}
+			return str(s)
+		}
+	case func(string, string) (bool, error):
+		// match
+		want(kindString, kindString)
+		a, b := get[0].eval, get[1].eval
+		return kindBool, func(d *Data, dot string, final value) value {
+			x := a(d, dot, final).s
+			ok, err := f(x, b(d, dot, final).s)
+			if err != nil {
+				panic(fallBack{err})
+			}
+			return value{kind: kindBool, b: ok}
+		}
 	case func(string, any) (string, error):
 		// join: the second argument goes in as the interface it is.
 		want(kindString, kindString|kindBool|kindStrings)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -94,6 +95,8 @@ func TestFastShapes(t *testing.T) {
 		{"{{ or .Message .Output | toUpper }}", "A SHELL WAS SPAWNED"},
 		{`{{ join "," .Tags }} {{ .Tags | join ";" }}`, "container,shell,mitre_execution container;shell;mitre_execution"},
 		{`{{ reReplaceAll "[aeiou]+" "_" .Rule }}`, "T_rm_n_l sh_ll _n c_nt_n_r"},
+		{`{{ match "^Term" .Rule }} {{ if match "shell" .Output }}shell{{ end }}`, "true shell"},
+		{`{{ urlUnescape "a%20b" }}`, "a b"},
 		{`{{ .Time.Format "2006-01-02T15:04:05.999999999Z07:00" }}`, "2026-01-02T03:04:05.123456789Z"},
 		{`{{ .ReceivedAt.UTC.Format "15:04" }}`, "00:00"},
 		{`{{ "2006" | .Time.Format }}`, "2026"},
@@ -148,8 +151,9 @@ func TestFastFallsBack(t *testing.T) {
 		{`{{ eq .Source (.HasTag "x") }}`, "eq of bool"},
 		{`{{ eq .Source }}`, "eq with 1 arguments"},
 		{`{{ toLower .Tags }}`, "toLower of []string"},
+		{`{{ safeHtml .Rule }}`, "function safeHtml of type"},
+		{`{{ stringSlice .Rule }}`, "function stringSlice of type"},
 		{`{{ toLower .HasTag "shell" }}`, "HasTag with 0 arguments"},
-		{`{{ match "^T" .Rule }}`, "function match"},
 		{"{{ .Rule.Length }}", "field Length of string"},
 		{`{{ .Rule "x" }}`, "arguments to field Rule"},
 		{`{{ .Labels.pod_name.x }}`, "field x of string"},
@@ -188,6 +192,8 @@ func TestFastFallsBack(t *testing.T) {
 		`{{ reReplaceAll "(" "" .Rule }}`,   // reReplaceAll panics
 		`x{{ reReplaceAll "(" "" .Rule }}y`, // after some output
 		`{{ .Rule | or (reReplaceAll "(" "" .Rule) }}`,
+		`{{ match "(" .Rule }}`,   // match returns an error
+		`{{ urlUnescape "%zz" }}`, // urlUnescape returns an error
 	} {
 		t.Run(src, func(t *testing.T) {
 			tmpl := parseTemplate(t, src)
@@ -360,4 +366,28 @@ func TestFastSameAsTemplate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMapConcurrent maps the corpus from several goroutines at once with
+// one mapping (run with -race): compiled templates and the pooled scratch
+// must not share state between events.
+func TestMapConcurrent(t *testing.T) {
+	evs := corpusEvents(t)
+	fast, slow := fastAndSlow(t, "testdata/mappings/shapes.yaml")
+	want := make([]Result, len(evs))
+	for i := range evs {
+		want[i] = slow.Map(&evs[i], goldenReceived)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := range evs {
+				if diff := sameResult(fast.Map(&evs[i], goldenReceived), want[i]); diff != "" {
+					t.Errorf("event %d: %s", i, diff)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
