@@ -40,13 +40,15 @@ const (
 )
 
 // value is the result of an expression; kind says which field holds it.
+// Slices and times are held by pointer (into Data) so that a value fits in
+// registers when closures return it.
 type value struct {
 	kind kind
 	b    bool
 	s    string
-	ss   []string
+	ss   *[]string
 	m    model.LabelSet
-	t    time.Time
+	t    *time.Time
 }
 
 // truth is text/template's truth: a non-empty string, slice or map, true, a
@@ -58,7 +60,7 @@ func (v value) truth() bool {
 	case kindBool:
 		return v.b
 	case kindStrings:
-		return len(v.ss) > 0
+		return len(*v.ss) > 0
 	case kindLabels:
 		return len(v.m) > 0
 	}
@@ -408,13 +410,13 @@ func (c *fastCompiler) field(recv expr, name string, args []tparse.Node, final, 
 		}
 		switch name {
 		case "Tags":
-			return kindStrings, func(d *Data, _ string, _ value) value { return value{kind: kindStrings, ss: d.Tags} }
+			return kindStrings, func(d *Data, _ string, _ value) value { return value{kind: kindStrings, ss: &d.Tags} }
 		case "Labels":
 			return kindLabels, func(d *Data, _ string, _ value) value { return value{kind: kindLabels, m: d.labels} }
 		case "Time":
-			return kindTime, func(d *Data, _ string, _ value) value { return value{kind: kindTime, t: d.Time} }
+			return kindTime, func(d *Data, _ string, _ value) value { return value{kind: kindTime, t: &d.Time} }
 		case "ReceivedAt":
-			return kindTime, func(d *Data, _ string, _ value) value { return value{kind: kindTime, t: d.ReceivedAt} }
+			return kindTime, func(d *Data, _ string, _ value) value { return value{kind: kindTime, t: &d.ReceivedAt} }
 		}
 	case kindLabels:
 		// A key of the map; missingkey=zero makes a missing one "".
@@ -438,7 +440,10 @@ func (c *fastCompiler) field(recv expr, name string, args []tparse.Node, final, 
 			if hasArgs {
 				unsupportedf("arguments to UTC")
 			}
-			return kindTime, func(d *Data, dot string, _ value) value { return value{kind: kindTime, t: t(d, dot).t.UTC()} }
+			return kindTime, func(d *Data, dot string, _ value) value {
+				u := t(d, dot).t.UTC()
+				return value{kind: kindTime, t: &u}
+			}
 		}
 	}
 	unsupportedf("field %s of %s", name, kindName(recv.kinds))
@@ -588,7 +593,7 @@ func (v value) iface() any {
 	case kindBool:
 		return v.b
 	}
-	return v.ss
+	return *v.ss
 }
 
 func (c *fastCompiler) builtin(name string, get []argFn) (kind, cmdFn) {
@@ -632,6 +637,14 @@ func (c *fastCompiler) builtin(name string, get []argFn) (kind, cmdFn) {
 			}
 		}
 		neg := name == "ne"
+		if len(get) == 2 {
+			x, y := get[0].eval, get[1].eval
+			return kindBool, func(d *Data, dot string, final value) value {
+				v := x(d, dot, final)
+				w := y(d, dot, final)
+				return value{kind: kindBool, b: (v.s == w.s && v.b == w.b) != neg}
+			}
+		}
 		return kindBool, func(d *Data, dot string, final value) value {
 			// All arguments are evaluated before comparing.
 			var vals [8]value
