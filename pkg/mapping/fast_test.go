@@ -391,3 +391,32 @@ func TestMapConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestOutput checks the writer of fast templates: one piece comes back as
+// it is, more are joined, empty ones do not count.
+func TestOutput(t *testing.T) {
+	for _, tc := range []struct {
+		pieces []string
+		want   string
+	}{
+		{nil, ""},
+		{[]string{""}, ""},
+		{[]string{"a"}, "a"},
+		{[]string{"", "a", ""}, "a"},
+		{[]string{"a", "b"}, "ab"},
+		{[]string{"a", "", "b", "c"}, "abc"},
+	} {
+		var o output
+		for range 2 { // the second time after a reset, reusing the buffer
+			o.WriteString("junk")
+			o.WriteString("more")
+			o.reset()
+			for _, p := range tc.pieces {
+				o.WriteString(p)
+			}
+			if got := o.String(); got != tc.want {
+				t.Errorf("%q: got %q, want %q", tc.pieces, got, tc.want)
+			}
+		}
+	}
+}
