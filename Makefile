@@ -65,6 +65,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/falco
 	$(GO) test -run '^$$' -fuzz '^FuzzMap$$' -fuzztime $(FUZZTIME) ./pkg/mapping
+	$(GO) test -run '^$$' -fuzz '^FuzzFastTemplate$$' -fuzztime $(FUZZTIME) ./pkg/mapping
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./pkg/...

@@ -5,7 +5,6 @@
 package falco
 
 import (
-	"bytes"
 	"slices"
 	"strings"
 	"time"
@@ -76,7 +75,9 @@ func (f Fields) JSON() string {
 		size += len(k) + len(v.raw) + 4
 	}
 	slices.Sort(keys)
-	var b bytes.Buffer
+	// A strings.Builder hands its bytes over as the string, without the
+	// copy bytes.Buffer's String makes.
+	var b strings.Builder
 	b.Grow(size)
 	b.WriteByte('{')
 	for i, k := range keys {
@@ -95,7 +96,7 @@ const hexDigits = "0123456789abcdef"
 
 // writeJSONString writes s as a JSON string. Keys come from decoded JSON, so
 // they are valid UTF-8; only quoting and control characters need escaping.
-func writeJSONString(b *bytes.Buffer, s string) {
+func writeJSONString(b *strings.Builder, s string) {
 	b.WriteByte('"')
 	start := 0
 	for i := 0; i < len(s); i++ {

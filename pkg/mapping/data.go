@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	amtemplate "github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 )
@@ -25,20 +26,31 @@ type Data struct {
 	Tags       []string
 	Time       time.Time // the event's time
 	ReceivedAt time.Time // when the bridge received the event
-	// Labels holds the rendered labels; set for annotations and
-	// generator_url, which are rendered after the labels.
+	// Labels holds the rendered labels for annotations and generator_url,
+	// which are rendered after the labels. Templates compiled to a fast
+	// path read them from labels instead, and Labels is then left nil
+	// unless some template runs on text/template.
 	Labels map[string]string
 
 	ev         *falco.Event
-	fieldsJSON *string
+	fieldsJSON string
+	jsonDone   bool
+	labels     model.LabelSet // the rendered labels, for fast templates
 }
 
 func newData(ev *falco.Event, received time.Time, m *Mapping) *Data {
+	d := new(Data)
+	d.fill(ev, received, m)
+	return d
+}
+
+// fill sets d for ev, as newData makes it.
+func (d *Data) fill(ev *falco.Event, received time.Time, m *Mapping) {
 	sev := ""
 	if p := ev.Priority; p >= 0 && int(p) < len(m.severities) {
 		sev = m.severities[p]
 	}
-	return &Data{
+	*d = Data{
 		Rule: ev.Rule, Priority: ev.Priority.String(), Severity: sev, Source: ev.Source,
 		Hostname: ev.Hostname, Output: ev.Output, Message: ev.Message, UUID: ev.UUID,
 		Tags: ev.Tags, Time: ev.Time, ReceivedAt: received, ev: ev,
@@ -51,11 +63,10 @@ func (d *Data) Field(names ...string) string { return d.ev.Fields.Get(names...) 
 
 // FieldsJSON returns every output field as one compact JSON object.
 func (d *Data) FieldsJSON() string {
-	if d.fieldsJSON == nil {
-		s := d.ev.Fields.JSON()
-		d.fieldsJSON = &s
+	if !d.jsonDone {
+		d.fieldsJSON, d.jsonDone = d.ev.Fields.JSON(), true
 	}
-	return *d.fieldsJSON
+	return d.fieldsJSON
 }
 
 // HasTag reports whether the event carries tag.

@@ -1,7 +1,9 @@
 // Package mapping turns Falco events into Alertmanager alerts, as a
 // label-mapping file says. A file is compiled once (templates parsed and
 // tried, names and regexps checked) and the compiled Mapping is then pure and
-// safe for concurrent use: Event in, Alert out, no I/O.
+// safe for concurrent use: Event in, Alert out, no I/O. Templates of the
+// common shapes are compiled further, into direct evaluators that give
+// text/template's output without its reflection (see fast.go).
 package mapping
 
 import (
@@ -40,16 +42,18 @@ type Mapping struct {
 	name         string
 	minPriority  falco.Priority
 	ttl          time.Duration
-	generatorURL *template.Template
-	generatorAt  int // line of generator_url
+	generatorURL *compiled
 	maxLabel     int
 	maxAnno      int
 	escape       bool
-	severities   [8]string
-	static       []staticLabel
-	labels       []compiled
-	annotations  []compiled
-	overrides    []override
+	// slowAfterLabels says a template rendered after the labels runs on
+	// text/template, which needs Data.Labels.
+	slowAfterLabels bool
+	severities      [8]string
+	static          []staticLabel
+	labels          []compiled
+	annotations     []compiled
+	overrides       []override
 }
 
 type staticLabel struct {
@@ -60,8 +64,32 @@ type staticLabel struct {
 type compiled struct {
 	name model.LabelName
 	tmpl *template.Template
-	line int // in the mapping file, for errors found when trying it out
+	fast *fastTemplate // nil when the template needs text/template
+	line int           // in the mapping file, for errors found when trying it out
 }
+
+// execute renders the template, by its fast path when it has one.
+func (c *compiled) execute(sc *scratch, d *Data) (string, error) {
+	if c.fast != nil {
+		if s, ok := c.fast.run(&sc.out, d); ok {
+			return s, nil
+		}
+	}
+	sc.buf.Reset()
+	if err := c.tmpl.Execute(&sc.buf, d); err != nil {
+		return "", err
+	}
+	return sc.buf.String(), nil
+}
+
+// scratch is what rendering one event needs and does not keep.
+type scratch struct {
+	data Data
+	out  output
+	buf  bytes.Buffer
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 type override struct {
 	rules       map[string]bool
@@ -83,11 +111,17 @@ func Default() (*Mapping, error) {
 // Parse compiles a mapping file. name is used in error messages, which name
 // the file, the line and the key of every problem found.
 func Parse(name string, data []byte) (*Mapping, error) {
+	return compileMapping(name, data, true)
+}
+
+// compileMapping is Parse; fast false keeps every template on text/template, which
+// tests compare the fast paths with.
+func compileMapping(name string, data []byte, fast bool) (*Mapping, error) {
 	f, err := parseFile(name, data)
 	if err != nil {
 		return nil, err
 	}
-	c := compiler{name: name}
+	c := compiler{name: name, fast: fast}
 	m := c.compile(f)
 	if err := errors.Join(c.errs...); err != nil {
 		return nil, err
@@ -100,6 +134,7 @@ func (m *Mapping) Name() string { return m.name }
 
 type compiler struct {
 	name string
+	fast bool
 	errs []error
 }
 
@@ -160,14 +195,23 @@ func (c *compiler) compile(f *file) *Mapping {
 		}
 	}
 	if f.GeneratorURL.src != "" {
-		m.generatorURL = c.template(f.GeneratorURL.line, "generator_url", f.GeneratorURL.src)
-		m.generatorAt = f.GeneratorURL.line
+		m.generatorURL = c.compiled(f.GeneratorURL.line, "generator_url", "", f.GeneratorURL.src)
 	}
 	m.labels = c.templates("labels", f.Labels)
 	m.annotations = c.templates("annotations", f.Annotations)
 	for i, o := range f.Overrides {
 		m.overrides = append(m.overrides, c.override(i, o))
 	}
+	after := [][]compiled{m.annotations}
+	for _, o := range m.overrides {
+		after = append(after, o.annotations)
+	}
+	for _, set := range after {
+		for _, t := range set {
+			m.slowAfterLabels = m.slowAfterLabels || t.fast == nil
+		}
+	}
+	m.slowAfterLabels = m.slowAfterLabels || m.generatorURL != nil && m.generatorURL.fast == nil
 	if len(c.errs) == 0 {
 		c.tryOut(m)
 	}
@@ -227,12 +271,23 @@ func (c *compiler) templates(section string, nv namedValues) []compiled {
 		if !c.checkName(v.line, section, v.name) {
 			continue
 		}
-		t := c.template(v.line, section+"."+v.name, v.src)
-		if t != nil {
-			out = append(out, compiled{name: model.LabelName(v.name), tmpl: t, line: v.line})
+		if t := c.compiled(v.line, section+"."+v.name, v.name, v.src); t != nil {
+			out = append(out, *t)
 		}
 	}
 	return out
+}
+
+func (c *compiler) compiled(line int, key, name, src string) *compiled {
+	t := c.template(line, key, src)
+	if t == nil {
+		return nil
+	}
+	ct := &compiled{name: model.LabelName(name), tmpl: t, line: line}
+	if c.fast {
+		ct.fast, _ = compileFast(t, funcs)
+	}
+	return ct
 }
 
 func (c *compiler) template(line int, key, src string) *template.Template {
@@ -255,6 +310,7 @@ func (c *compiler) tryOut(m *Mapping) {
 	}
 	d := newData(ev, time.Unix(0, 0).UTC(), m)
 	d.Labels = map[string]string{}
+	d.labels = model.LabelSet{}
 	var buf bytes.Buffer
 	try := func(line int, t *template.Template) {
 		buf.Reset()
@@ -266,7 +322,7 @@ func (c *compiler) tryOut(m *Mapping) {
 		}
 	}
 	if m.generatorURL != nil {
-		try(m.generatorAt, m.generatorURL)
+		try(m.generatorURL.line, m.generatorURL.tmpl)
 	}
 	sets := [][]compiled{m.labels, m.annotations}
 	for _, o := range m.overrides {
@@ -296,8 +352,6 @@ const (
 	DropOverride = "override"
 )
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // Map turns one event into an alert. received is when the bridge got the
 // event; it bounds startsAt (clock skew) and starts the time to live.
 func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
@@ -321,40 +375,68 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 	}
 
 	var res Result
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
-	d := newData(ev, received, m)
+	sc := scratchPool.Get().(*scratch)
+	defer func() {
+		sc.data = Data{} // keeps nothing of the event alive
+		sc.out.reset()
+		scratchPool.Put(sc)
+	}()
+	d := &sc.data
+	d.fill(ev, received, m)
 
-	labels := make(map[string]string, len(m.labels)+len(m.static)+2)
-	render := func(dst map[string]string, set []compiled, max int) {
-		for _, c := range set {
-			buf.Reset()
-			if err := c.tmpl.Execute(buf, d); err != nil {
+	// Labels keep their empty values while annotations render, since
+	// templates see them (.Labels); an annotation is left out at once.
+	labels := make(model.LabelSet, len(m.labels)+len(m.static)+2)
+	emptyLabel := false
+	render := func(dst model.LabelSet, set []compiled, max int, keepEmpty bool) {
+		for i := range set {
+			c := &set[i]
+			s, err := c.execute(sc, d)
+			if err != nil {
 				res.Errors = append(res.Errors, fmt.Errorf("%s: %w", c.tmpl.Name(), err))
-				delete(dst, string(c.name))
+				delete(dst, c.name)
 				continue
 			}
-			dst[string(c.name)] = m.clean(buf.String(), max)
+			switch v := m.clean(s, max); {
+			case v != "":
+				dst[c.name] = model.LabelValue(v)
+			case keepEmpty:
+				dst[c.name] = ""
+				emptyLabel = true
+			default:
+				delete(dst, c.name)
+			}
 		}
 	}
-	render(labels, m.labels, m.maxLabel)
+	render(labels, m.labels, m.maxLabel, true)
 	for _, s := range m.static {
-		labels[string(s.name)] = m.clean(s.value, m.maxLabel)
+		v := m.clean(s.value, m.maxLabel)
+		labels[s.name] = model.LabelValue(v)
+		emptyLabel = emptyLabel || v == ""
 	}
 	for _, o := range matched {
-		render(labels, o.labels, m.maxLabel)
+		render(labels, o.labels, m.maxLabel, true)
 	}
-	d.Labels = labels
+	// Rendered labels, empty ones included, are what annotations and
+	// generator_url see; the copy text/template needs is made only when a
+	// template runs on it.
+	d.labels = labels
+	if m.slowAfterLabels {
+		d.Labels = make(map[string]string, len(labels))
+		for k, v := range labels {
+			d.Labels[string(k)] = string(v)
+		}
+	}
 
-	annotations := make(map[string]string, len(m.annotations)+2)
-	render(annotations, m.annotations, m.maxAnno)
+	annotations := make(model.LabelSet, len(m.annotations)+2)
+	render(annotations, m.annotations, m.maxAnno, false)
 	for _, o := range matched {
-		render(annotations, o.annotations, m.maxAnno)
+		render(annotations, o.annotations, m.maxAnno, false)
 	}
 
 	a := &alertmanager.Alert{
-		Labels:      toLabelSet(labels),
-		Annotations: toLabelSet(annotations),
+		Labels:      labels,
+		Annotations: annotations,
 		StartsAt:    ev.Time,
 		EndsAt:      received.Add(ttl),
 	}
@@ -364,10 +446,9 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 		a.StartsAt = received
 	}
 	if m.generatorURL != nil {
-		buf.Reset()
-		if err := m.generatorURL.Execute(buf, d); err != nil {
+		if s, err := m.generatorURL.execute(sc, d); err != nil {
 			res.Errors = append(res.Errors, fmt.Errorf("generator_url: %w", err))
-		} else if u := strings.TrimSpace(buf.String()); u != "" {
+		} else if u := strings.TrimSpace(s); u != "" {
 			// One unparsable URL would make Alertmanager reject the
 			// whole batch (422), so leave it out instead.
 			if _, err := url.Parse(u); err != nil {
@@ -377,18 +458,16 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 			}
 		}
 	}
-	res.Alert = a
-	return res
-}
-
-func toLabelSet(m map[string]string) model.LabelSet {
-	ls := make(model.LabelSet, len(m))
-	for k, v := range m {
-		if v != "" {
-			ls[model.LabelName(k)] = model.LabelValue(v)
+	// A label that renders empty is left out.
+	if emptyLabel {
+		for k, v := range labels {
+			if v == "" {
+				delete(labels, k)
+			}
 		}
 	}
-	return ls
+	res.Alert = a
+	return res
 }
 
 func (o *override) matches(ev *falco.Event) bool {
