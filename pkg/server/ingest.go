@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -49,6 +50,10 @@ type IngestAnswer struct {
 const jsonOutputHint = "the body is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true)"
 
 func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLog *ratelog.Sampler) echo.HandlerFunc {
+	// Decoding and mapping are pure CPU: running more of them at once
+	// than there are cores only makes the goroutines that deliver alerts
+	// wait longer for one, so that a flat-out burst outruns delivery.
+	cpu := make(chan struct{}, runtime.GOMAXPROCS(0))
 	return func(c echo.Context) error {
 		received := time.Now()
 		req := c.Request()
@@ -66,6 +71,8 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 			return echo.NewHTTPError(http.StatusUnsupportedMediaType, jsonOutputHint)
 		}
 
+		cpu <- struct{}{}
+		defer func() { <-cpu }()
 		dec := falco.DecodeBody(body, falco.Limits{MaxEvents: opts.MaxEventsPerRequest})
 		if dec.TooMany {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
