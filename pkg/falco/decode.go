@@ -910,7 +910,7 @@ func unquote(raw []byte) (string, bool) {
 	inner := raw[1 : len(raw)-1]
 	if utf8.Valid(inner) {
 		if bytes.IndexByte(inner, '\\') < 0 {
-			return string(inner), true
+			return intern(inner), true
 		}
 		if b, err := jsontext.AppendUnquote(make([]byte, 0, len(inner)), raw); err == nil && utf8.Valid(b) {
 			return string(b), true

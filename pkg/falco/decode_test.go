@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const minimal = `{"rule":"R","priority":"Warning","time":"2023-05-25T13:44:05.478445995Z"}`
@@ -402,5 +403,17 @@ func TestInvalidUTF8BecomesReplacementCharacters(t *testing.T) {
 		if !utf8.ValidString(s) || !strings.Contains(s, "\uFFFD") {
 			t.Errorf("%q: invalid UTF-8 must become U+FFFD", s)
 		}
+	}
+}
+
+func TestIntern(t *testing.T) {
+	for _, s := range []string{"", "container.id", "container.id", "x", strings.Repeat("l", maxInterned+1), "container.id"} {
+		if got := intern([]byte(s)); got != s {
+			t.Fatalf("intern(%q) = %q", s, got)
+		}
+	}
+	a := intern([]byte("proc.cmdline"))
+	if b := intern([]byte("proc.cmdline")); unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Error("a string seen a moment ago was allocated again")
 	}
 }
