@@ -144,7 +144,8 @@ var decoders = sync.Pool{New: func() any { return new(decoder) }}
 func (d *decoder) release() {
 	clear(d.fields[:cap(d.fields)])
 	clear(d.flat[:cap(d.flat)])
-	*d = decoder{name: d.name[:0], fields: d.fields[:0], flat: d.flat[:0]}
+	clear(d.tags[:cap(d.tags)])
+	*d = decoder{name: d.name[:0], fields: d.fields[:0], flat: d.flat[:0], tags: d.tags[:0]}
 	decoders.Put(d)
 }
 
@@ -189,6 +190,7 @@ type decoder struct {
 	name   []byte
 	fields []pair
 	flat   []pair
+	tags   [][]byte
 	made   int // bytes of flattened names in flat
 
 	// scanned counts the bytes the tokenizer read, for tests of the cost.
@@ -473,7 +475,7 @@ func (d *decoder) event() (Event, *Error) {
 }
 
 func (d *decoder) object(limitErrp **Error) (Event, *Error) {
-	d.fields, d.flat, d.made = d.fields[:0], d.flat[:0], 0
+	d.fields, d.flat, d.tags, d.made = d.fields[:0], d.flat[:0], d.tags[:0], 0
 	kind := d.dec.PeekKind()
 	if kind != '{' {
 		if _, err := d.dec.ReadValue(); err != nil {
@@ -510,6 +512,16 @@ func (d *decoder) object(limitErrp **Error) (Event, *Error) {
 			}
 			if m.take(exact) {
 				m.raw, m.from, m.to = raw, from, len(d.fields)
+			}
+		case key == keyTags:
+			m := &known[key]
+			from := len(d.tags)
+			raw, serr := d.tagList(&limitErr)
+			if serr != nil {
+				return Event{}, serr
+			}
+			if m.take(exact) {
+				m.raw, m.from, m.to = raw, from, len(d.tags)
 			}
 		case key >= 0:
 			raw, err := d.dec.ReadValue()
@@ -609,6 +621,44 @@ func (d *decoder) outputFields(limit **Error) (raw []byte, syntax *Error) {
 		if *limit == nil {
 			d.fields = append(d.fields, pair{name: name, raw: v})
 		}
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return nil, d.syntaxError(err)
+	}
+	return valueAt(d.body[start:d.offset()]), nil
+}
+
+// tagList reads the value of tags, adding its elements to d.tags when it
+// is an array.
+func (d *decoder) tagList(limit **Error) ([]byte, *Error) {
+	start := d.offset()
+	kind, err := d.peek()
+	if err != nil {
+		return nil, err
+	}
+	if kind != '[' {
+		v, err := d.dec.ReadValue()
+		if err != nil {
+			return nil, d.syntaxError(err)
+		}
+		return v, nil
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return nil, d.syntaxError(err)
+	}
+	for {
+		kind, err := d.peek()
+		if err != nil {
+			return nil, err
+		}
+		if kind == ']' {
+			break
+		}
+		v, verr := d.leaf(3, limit)
+		if verr != nil {
+			return nil, verr
+		}
+		d.tags = append(d.tags, v)
 	}
 	if _, err := d.dec.ReadToken(); err != nil {
 		return nil, d.syntaxError(err)
@@ -753,7 +803,7 @@ func (d *decoder) decodeKnown(known *[numKeys]member) (Event, *Error) {
 			return Event{}, err
 		}
 	}
-	if ev.Tags, err = d.decodeTags(raw(keyTags)); err != nil {
+	if ev.Tags, err = decodeTags(raw(keyTags), d.tags[known[keyTags].from:known[keyTags].to]); err != nil {
 		return Event{}, err
 	}
 	of := &known[keyOutputFields]
@@ -1017,30 +1067,24 @@ func decodeTime(raw []byte) (time.Time, *Error) {
 	return t, nil
 }
 
-func (d *decoder) decodeTags(raw []byte) ([]string, *Error) {
+func decodeTags(raw []byte, items [][]byte) ([]string, *Error) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	if raw[0] != '[' {
 		return nil, &Error{Field: keyNames[keyTags], Expected: "an array of strings", Got: describe(raw)}
 	}
-	var tags []string
-	i := 0
-	err := d.items(raw, func(it []byte) *Error {
+	tags := make([]string, 0, len(items))
+	for i, it := range items {
 		s, ok := unquote(it)
 		if !ok {
-			return &Error{Field: fmt.Sprintf("%s[%d]", keyNames[keyTags], i), Expected: "a string", Got: describe(it)}
+			return nil, &Error{Field: fmt.Sprintf("%s[%d]", keyNames[keyTags], i), Expected: "a string", Got: describe(it)}
 		}
 		if s != "" {
 			tags = append(tags, s)
 		}
-		i++
-		return nil
-	})
-	if err == nil && tags == nil {
-		tags = []string{}
 	}
-	return tags, err
+	return tags, nil
 }
 
 // items calls fn with each element of the JSON array raw, which the

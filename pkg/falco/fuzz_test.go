@@ -145,6 +145,7 @@ func oracle(body []byte) ([]json.RawMessage, bool) {
 type ref struct {
 	strings map[string]string // Falco's string keys as encoding/json decodes them
 	fields  map[string]string // field name -> text
+	tags    []string          // non-empty tags
 }
 
 // refEvent decodes an event with encoding/json, walking its members in
@@ -184,6 +185,15 @@ func refEvent(t *testing.T, raw json.RawMessage) ref {
 	}
 	for k, v := range flat {
 		r.fields[k] = v
+	}
+	if tg := chosen[keyTags]; tg.set {
+		var tags []string
+		_ = json.Unmarshal(tg.raw, &tags)
+		for _, tag := range tags {
+			if tag != "" {
+				r.tags = append(r.tags, tag)
+			}
+		}
 	}
 	if of := chosen[keyOutputFields]; of.set && len(of.raw) > 0 && of.raw[0] == '{' {
 		walk(t, of.raw, func(name string, v json.RawMessage) { flatten(t, name, v, r.fields) })
@@ -275,6 +285,9 @@ func compareEvent(t *testing.T, ev Event, want ref) {
 		if got != want.strings[key] {
 			t.Fatalf("event %d: %s = %q, encoding/json: %q", ev.Index, key, got, want.strings[key])
 		}
+	}
+	if strings.Join(ev.Tags, "\x00") != strings.Join(want.tags, "\x00") {
+		t.Fatalf("event %d: tags %q, encoding/json: %q", ev.Index, ev.Tags, want.tags)
 	}
 	if len(ev.Fields) != len(want.fields) {
 		t.Fatalf("event %d: %d fields, encoding/json: %d (%v)", ev.Index, len(ev.Fields), len(want.fields), want.fields)
