@@ -99,7 +99,9 @@ func tlsClient(p *pki, cert *tls.Certificate) *http.Client {
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 5 * time.Second}
+	// exporter-toolkit checks an unknown user against a bcrypt hash too (no
+	// timing oracle), which under -race on a loaded machine takes seconds.
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
 }
 
 func postWith(t *testing.T, c *http.Client, url string, header http.Header) (int, error) {
