@@ -59,7 +59,8 @@ var helmModes = []struct {
 		want{workload: "StatefulSet", replicas: 2, pdb: true, monitoring: true}},
 	{"TLS and bearer token from Secrets", []string{
 		"web.configSecret=falco-am-bridge-web", "web.bearerTokenSecret=falco-am-bridge-token", "web.probeScheme=HTTPS",
-	}, false, want{workload: "Deployment", replicas: 2, pdb: true}},
+		"serviceMonitor.tlsConfig.ca.secret.name=falco-am-bridge-web", "serviceMonitor.tlsConfig.ca.secret.key=ca.crt",
+	}, true, want{workload: "Deployment", replicas: 2, pdb: true, monitoring: true}},
 	{"static Alertmanagers, hard anti-affinity, no reloader", []string{
 		"config.alertmanager.urls={http://alertmanager-0.alertmanager:9093,http://alertmanager-1.alertmanager:9093}",
 		"podAntiAffinity=hard", "reloader.enabled=false", "replicaCount=3",
