@@ -90,7 +90,15 @@ IMAGE_SOURCE      := https://github.com/falco-am-bridge/falco-am-bridge
 # promtool comes from Debian's prometheus package (.ci/run installs it).
 PROMTOOL          ?= $(shell command -v promtool 2>/dev/null)
 
-.PHONY: image deploy-tools test-deploy
+.PHONY: image deploy-tools test-deploy tidy-all
+
+# hack/image and hack/k8scheck are modules of their own; hack/k8scheck
+# imports the bridge (replace => ../..), so a new dependency of the bridge
+# needs a tidy there too.
+tidy-all:
+	$(GO) mod tidy
+	$(GO) -C hack/image mod tidy
+	$(GO) -C hack/k8scheck mod tidy
 
 # A multi-arch OCI image archive, assembled in Go (hack/image), no
 # container engine needed: skopeo inspect oci-archive:bin/falco-am-bridge-image.tar
