@@ -829,3 +829,46 @@ func deref(p *int32, def int32) int32 {
 	}
 	return *p
 }
+
+// TestKubePrometheusStack: the values that give kube-prometheus-stack's
+// Alertmanager the bridge are Alertmanager spec fields (strictly), equal to
+// the operator example's, and with the objects of the kube-prometheus-stack
+// overlay they pass every cross-check.
+func TestKubePrometheusStack(t *testing.T) {
+	kustomize := harness.Binary(t, "KUSTOMIZE_BIN")
+	var values struct {
+		Alertmanager struct {
+			AlertmanagerSpec monitoringv1.AlertmanagerSpec `json:"alertmanagerSpec"`
+		} `json:"alertmanager"`
+	}
+	readStrict(t, repo+"/examples/kubernetes/kube-prometheus-stack/values.yaml", &values)
+	spec := values.Alertmanager.AlertmanagerSpec
+
+	operator := one[*monitoringv1.Alertmanager](t, decode(t, run(t, kustomize, "build", repo+"/examples/kubernetes/operator")))
+	for _, f := range []struct {
+		name        string
+		got, wanted any
+	}{
+		{"podMetadata", spec.PodMetadata, operator.Spec.PodMetadata},
+		{"alertmanagerConfigSelector", spec.AlertmanagerConfigSelector, operator.Spec.AlertmanagerConfigSelector},
+		{"alertmanagerConfigMatcherStrategy", spec.AlertmanagerConfigMatcherStrategy, operator.Spec.AlertmanagerConfigMatcherStrategy},
+		{"securityContext", spec.SecurityContext, operator.Spec.SecurityContext},
+		{"volumes", spec.Volumes, operator.Spec.Volumes},
+		{"containers", spec.Containers, operator.Spec.Containers},
+	} {
+		got, _ := json.Marshal(f.got)
+		wanted, _ := json.Marshal(f.wanted)
+		if !bytes.Equal(got, wanted) {
+			t.Errorf("alertmanagerSpec.%s differs from the operator example's:\n%s\nwant:\n%s", f.name, got, wanted)
+		}
+	}
+
+	objs := decode(t, run(t, kustomize, "build", repo+"/examples/kubernetes/kube-prometheus-stack"))
+	if slices.ContainsFunc(objs, func(o Object) bool { return o.Kind == "Alertmanager" }) {
+		t.Fatal("the overlay must not bring its own Alertmanager")
+	}
+	am := &monitoringv1.Alertmanager{Spec: spec}
+	am.Name, am.Namespace = "kube-prometheus-stack-alertmanager", namespace
+	objs = append(objs, Object{Kind: "Alertmanager", Name: am.Name, Namespace: am.Namespace, Value: am})
+	checkAll(t, objs, want{workload: "Alertmanager", replicas: 1, monitoring: true})
+}
