@@ -443,8 +443,14 @@ func checkPDB(t *testing.T, objs []Object, pods []pod, want bool) {
 			t.Errorf("%s: neither minAvailable nor maxUnavailable", o)
 		}
 		sel := pdb.Spec.Selector.MatchLabels
-		if !slices.ContainsFunc(pods, func(p pod) bool { return p.namespace == ns(o) && selects(sel, p.labels) }) {
+		i := slices.IndexFunc(pods, func(p pod) bool { return p.namespace == ns(o) && selects(sel, p.labels) })
+		if i < 0 {
 			t.Errorf("%s: selector %v selects no pod rendered with it", o, sel)
+			continue
+		}
+		// minAvailable as high as the replicas would block every drain.
+		if m := pdb.Spec.MinAvailable; m != nil && m.StrVal == "" && m.IntVal >= pods[i].replicas {
+			t.Errorf("%s: minAvailable %d with %d replicas lets no pod be evicted", o, m.IntVal, pods[i].replicas)
 		}
 	}
 	if want && found == 0 {
