@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -136,12 +137,58 @@ func TestHelmNotes(t *testing.T) {
 
 func TestKustomizeOverlays(t *testing.T) {
 	kustomize := harness.Binary(t, "KUSTOMIZE_BIN")
+	chart := chartBridge(t)
 	for _, o := range overlays {
 		t.Run(o.name, func(t *testing.T) {
 			out := run(t, kustomize, "build", repo+"/examples/kubernetes/"+o.name)
 			objs := decode(t, out)
 			checkAll(t, objs, o.want)
+			sameAsChart(t, chart, objs)
 		})
+	}
+}
+
+// chartBridge is the bridge container of the chart with default values.
+func chartBridge(t *testing.T) corev1.Container {
+	t.Helper()
+	helm := harness.Binary(t, "HELM_BIN")
+	d := one[*appsv1.Deployment](t, decode(t, run(t, helm, "template", release, chartDir, "--namespace", namespace)))
+	return d.Spec.Template.Spec.Containers[0]
+}
+
+// sameAsChart: the bridge container of a rendering has the chart's
+// probes (ports compared by number), securityContext and resources.
+func sameAsChart(t *testing.T, chart corev1.Container, objs []Object) {
+	t.Helper()
+	norm := func(c corev1.Container) []byte {
+		c = *c.DeepCopy()
+		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+			if p != nil && p.HTTPGet != nil {
+				p.HTTPGet.Port = intstr.FromInt32(2802)
+			}
+		}
+		b, _ := json.MarshalIndent(struct {
+			Readiness, Liveness *corev1.Probe
+			Security            *corev1.SecurityContext
+			Resources           corev1.ResourceRequirements
+		}{c.ReadinessProbe, c.LivenessProbe, c.SecurityContext, c.Resources}, "", " ")
+		return b
+	}
+	want := norm(chart)
+	var found bool
+	for _, p := range podsOf(t, objs) {
+		for _, c := range p.spec.Containers {
+			if c.Name != "falco-am-bridge" {
+				continue
+			}
+			found = true
+			if got := norm(c); !bytes.Equal(got, want) {
+				t.Errorf("%s: the bridge's probes, securityContext or resources differ from the chart's:\n%s\nchart:\n%s", p.owner, got, want)
+			}
+		}
+	}
+	if !found {
+		t.Error("no falco-am-bridge container")
 	}
 }
 
@@ -877,4 +924,5 @@ func TestKubePrometheusStack(t *testing.T) {
 	am.Name, am.Namespace = "kube-prometheus-stack-alertmanager", namespace
 	objs = append(objs, Object{Kind: "Alertmanager", Name: am.Name, Namespace: am.Namespace, Value: am})
 	checkAll(t, objs, want{workload: "Alertmanager", replicas: 1, monitoring: true})
+	sameAsChart(t, chartBridge(t), objs)
 }
