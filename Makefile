@@ -105,7 +105,7 @@ tidy-all:
 image:
 	@for p in $(IMAGE_PLATFORMS); do \
 		echo "build $$p"; \
-		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -tags timetzdata -ldflags '$(LDFLAGS)' \
 			-o $(BIN)/$${p%/*}-$${p#*/}/falco-am-bridge ./cmd/falco-am-bridge || exit 1; \
 	done
 	$(GO) -C hack/image run . -out $(IMAGE_ARCHIVE) \

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"debug/buildinfo"
 	"debug/elf"
 	"encoding/json"
 	"errors"
@@ -200,6 +201,19 @@ func checkMachine(t *testing.T, bin, arch string) {
 		if p.Type == elf.PT_INTERP {
 			t.Errorf("binary for %s is dynamically linked (has an interpreter): build with CGO_ENABLED=0", arch)
 		}
+	}
+	// The image has no /usr/share/zoneinfo: the tz template function
+	// needs the time zone database built in.
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	if settings["CGO_ENABLED"] != "0" || !slices.Contains(strings.Split(settings["-tags"], ","), "timetzdata") {
+		t.Errorf("binary for %s: build settings %v, want CGO_ENABLED=0 and -tags timetzdata", arch, settings)
 	}
 }
 
