@@ -57,6 +57,7 @@ $(TOOLS)/.golangci-lint-$(GOLANGCI_LINT_VERSION):
 test: build tools
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory fuzz
 
 unit:
@@ -79,3 +80,59 @@ demo: build tools
 
 clean:
 	rm -rf $(BIN)
+
+# ---- Image, Kubernetes manifests, rules and dashboard ----------------------
+
+HELM_VERSION      := v3.22.0
+KUSTOMIZE_VERSION := v5.7.1
+IMAGE_PLATFORMS   := linux/amd64 linux/arm64
+IMAGE_ARCHIVE     := $(BIN)/falco-am-bridge-image.tar
+IMAGE_SOURCE      := https://github.com/falco-am-bridge/falco-am-bridge
+# promtool comes from Debian's prometheus package (.ci/run installs it).
+PROMTOOL          ?= $(shell command -v promtool 2>/dev/null)
+
+.PHONY: image deploy-tools test-deploy tidy-all
+
+# hack/image and hack/k8scheck are modules of their own; hack/k8scheck
+# imports the bridge (replace => ../..), so a new dependency of the bridge
+# needs a tidy there too.
+tidy-all:
+	$(GO) mod tidy
+	$(GO) -C hack/image mod tidy
+	$(GO) -C hack/k8scheck mod tidy
+
+# A multi-arch OCI image archive, assembled in Go (hack/image), no
+# container engine needed: skopeo inspect oci-archive:bin/falco-am-bridge-image.tar
+image:
+	@for p in $(IMAGE_PLATFORMS); do \
+		echo "build $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -tags timetzdata -ldflags '$(LDFLAGS)' \
+			-o $(BIN)/$${p%/*}-$${p#*/}/falco-am-bridge ./cmd/falco-am-bridge || exit 1; \
+	done
+	$(GO) -C hack/image run . -out $(IMAGE_ARCHIVE) \
+		$(foreach p,$(IMAGE_PLATFORMS),-binary $(p)=$(BIN)/$(subst /,-,$(p))/falco-am-bridge) \
+		-version $(VERSION) -revision $(REVISION) -source $(IMAGE_SOURCE) \
+		-created $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+
+deploy-tools: $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kustomize-$(KUSTOMIZE_VERSION)
+
+$(TOOLS)/.helm-$(HELM_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@touch $@
+
+$(TOOLS)/.kustomize-$(KUSTOMIZE_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@touch $@
+
+# The image archive, the Helm chart, the kustomize overlays, the alerting
+# rules and the dashboard, checked for real (their own Go modules keep the
+# Kubernetes and registry libraries out of the bridge's go.mod).
+test-deploy: build tools image deploy-tools
+	$(GO) -C hack/image vet ./...
+	IMAGE_ARCHIVE=$(IMAGE_ARCHIVE) IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) E2E_REQUIRED=1 \
+		$(GO) -C hack/image test -count=1 ./...
+	$(GO) -C hack/k8scheck vet ./...
+	$(TEST_ENV) HELM_BIN=$(TOOLS)/helm KUSTOMIZE_BIN=$(TOOLS)/kustomize PROMTOOL_BIN=$(PROMTOOL) \
+		$(GO) -C hack/k8scheck test -race -count=1 ./...
