@@ -38,11 +38,6 @@ const (
 	// sending (it was restarted, or forgot the sensor) resolves by itself.
 	resendInterval = time.Minute
 	endsAtFactor   = 4
-	// resolveGrace is how far ahead of now a resolving alert's endsAt
-	// lies. The queues never deliver an alert whose endsAt has passed (it
-	// would not notify), so a resolve needs a little time to get through;
-	// if it does not in time, the firing alert's own endsAt ends it.
-	resolveGrace = 5 * time.Second
 )
 
 // Sender queues alerts for every Alertmanager; *alertmanager.Manager is one.
@@ -220,8 +215,10 @@ func (t *Tracker) Check() {
 	t.mu.Lock()
 	var alerts []*alertmanager.Alert
 	for _, s := range t.spoke {
+		// Ended when it spoke: a past endsAt is what makes Alertmanager
+		// resolve it now rather than when the firing one's runs out.
 		a := t.alert(s, static, s.resolvedAt, true)
-		a.EndsAt = now.Add(resolveGrace)
+		a.EndsAt, a.Resolve = s.resolvedAt, true
 		alerts = append(alerts, a)
 		s.alertStart, s.alertSent, s.resolvedAt = time.Time{}, time.Time{}, time.Time{}
 	}

@@ -243,7 +243,7 @@ func TestSilentSensorAlertsAndResolves(t *testing.T) {
 		t.Fatalf("got %d alerts on speaking again, want 1", len(resolved))
 	}
 	res := resolved[0]
-	if !res.Labels.Equal(wantLabels) || !res.StartsAt.Equal(firing.StartsAt) || !res.EndsAt.Equal(spoke.Add(resolveGrace)) {
+	if !res.Labels.Equal(wantLabels) || !res.StartsAt.Equal(firing.StartsAt) || !res.EndsAt.Equal(spoke) || !res.Resolve {
 		t.Errorf("resolving alert: labels %v startsAt %s endsAt %s", res.Labels, res.StartsAt, res.EndsAt)
 	}
 	if got, want := string(res.Annotations["summary"]), "Falco on node-1 sends events again after 7m30s of silence"; got != want {
@@ -302,7 +302,7 @@ func TestRunResolvesOnWake(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if a := r.take(); len(a) != 1 || !a[0].EndsAt.Equal(c.Now().Add(resolveGrace)) {
+	if a := r.take(); len(a) != 1 || !a[0].EndsAt.Equal(c.Now()) || !a[0].Resolve {
 		t.Errorf("resolve = %v", a)
 	}
 }
