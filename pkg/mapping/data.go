@@ -70,6 +70,8 @@ var funcs = func() template.FuncMap {
 	}
 	f["camelCase"] = CamelCase
 	f["sortAlpha"] = sortAlpha
+	f["mitreTactics"] = MitreTactics
+	f["mitreTechniques"] = MitreTechniques
 	return f
 }()
 
