@@ -4,7 +4,7 @@ import "testing"
 
 func TestMitre(t *testing.T) {
 	for _, tc := range []struct {
-		tags                 []string
+		tags                []string
 		tactics, techniques string
 	}{
 		{nil, "", ""},
