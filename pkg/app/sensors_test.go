@@ -29,7 +29,7 @@ overrides:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := startApp(t, "--alertmanager.url="+am.URL, "--mapping.file="+mappingFile, "--sensors.silent-after=300ms")
+	a := startApp(t, "--alertmanager.url="+am.URL, "--mapping.file="+mappingFile, "--sensors.silent-after=1s")
 	snapshot := `{"output":"Falco metrics snapshot","priority":"Informational","rule":"Falco internal: metrics snapshot",` +
 		`"time":"2026-01-02T12:00:00Z","source":"internal","hostname":"quiet-1","output_fields":{"falco.version":"0.41.0"}}`
 	if r := post(t, a, http.MethodPost, "application/json", "", []byte(snapshot)); r.code != http.StatusAccepted || !strings.Contains(r.body, `"dropped":1`) {
@@ -60,9 +60,18 @@ overrides:
 		t.Errorf("summary %q", firing.Annotations["summary"])
 	}
 
+	// The sensor speaks again, and keeps speaking (else it could be silent
+	// again, and its alert firing anew, before the resolve is sent).
 	sentAgain := time.Now()
 	post(t, a, http.MethodPost, "application/json", "", []byte(snapshot))
+	speaking := time.NewTicker(200 * time.Millisecond)
+	defer speaking.Stop()
 	waitFor(t, "the resolving FalcoSensorSilent", func() bool {
+		select {
+		case <-speaking.C:
+			post(t, a, http.MethodPost, "application/json", "", []byte(snapshot))
+		default:
+		}
 		// The sensor may go quiet again soon after: look at every alert.
 		for _, al := range silent()[1:] {
 			if end := time.Time(al.EndsAt); end.Before(time.Time(firing.EndsAt)) && end.After(sentAgain) {
