@@ -20,6 +20,7 @@ import (
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
 
 // AlertName is the alertname of the alert about a silent sensor.
@@ -68,12 +69,13 @@ type Tracker struct {
 	sender Sender
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	byHost  map[string]*list.Element // of *sensor
-	lru     *list.List               // front: heard from most recently
-	spoke   []*sensor                // alerted sensors heard from again, to resolve
-	evicted prometheus.Counter
-	wake    chan struct{}
+	mu       sync.Mutex
+	byHost   map[string]*list.Element // of *sensor
+	lru      *list.List               // front: heard from most recently
+	spoke    []*sensor                // alerted sensors heard from again, to resolve
+	evicted  prometheus.Counter
+	wake     chan struct{}
+	evictLog *ratelog.Sampler
 
 	silentNow prometheus.Gauge
 }
@@ -98,12 +100,13 @@ func New(opts Options, sender Sender, logger *slog.Logger, reg prometheus.Regist
 		opts.Now = time.Now
 	}
 	t := &Tracker{
-		opts:   opts,
-		sender: sender,
-		logger: logger,
-		byHost: make(map[string]*list.Element),
-		lru:    list.New(),
-		wake:   make(chan struct{}, 1),
+		opts:     opts,
+		sender:   sender,
+		logger:   logger,
+		byHost:   make(map[string]*list.Element),
+		lru:      list.New(),
+		wake:     make(chan struct{}, 1),
+		evictLog: ratelog.New(time.Minute),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "falco_am_bridge", Name: "sensors_evicted_total",
 			Help: "Sensors forgotten because --sensors.max-tracked was reached; the one heard from longest ago goes first.",
@@ -132,14 +135,22 @@ func (t *Tracker) Seen(host string, received time.Time) {
 		}
 	}
 	if !ok {
+		evicted := ""
 		if t.lru.Len() >= t.opts.MaxTracked {
 			oldest := t.lru.Back()
 			t.lru.Remove(oldest)
-			delete(t.byHost, oldest.Value.(*sensor).host)
+			evicted = oldest.Value.(*sensor).host
+			delete(t.byHost, evicted)
 			t.evicted.Inc()
 		}
 		t.byHost[host] = t.lru.PushFront(&sensor{host: host, last: received})
 		t.mu.Unlock()
+		if evicted != "" {
+			if ok, n := t.evictLog.Allow(received); ok {
+				t.logger.Warn("more sensors than --sensors.max-tracked; forgetting the one heard from longest ago",
+					"hostname", evicted, "max_tracked", t.opts.MaxTracked, "suppressed_since_last", n)
+			}
+		}
 		return
 	}
 	s := el.Value.(*sensor)
@@ -214,6 +225,7 @@ func (t *Tracker) Check() {
 
 	t.mu.Lock()
 	var alerts []*alertmanager.Alert
+	resolved, newlySilent := len(t.spoke), 0
 	for _, s := range t.spoke {
 		// Ended when it spoke: a past endsAt is what makes Alertmanager
 		// resolve it now rather than when the firing one's runs out.
@@ -236,6 +248,7 @@ func (t *Tracker) Check() {
 		}
 		if s.alertStart.IsZero() {
 			s.alertStart = s.last.Add(t.opts.SilentAfter)
+			newlySilent++
 		}
 		s.alertSent = now
 		a := t.alert(s, static, now, false)
@@ -244,6 +257,9 @@ func (t *Tracker) Check() {
 	}
 	t.mu.Unlock()
 	t.silentNow.Set(float64(silent))
+	if newlySilent > 0 || resolved > 0 {
+		t.logger.Info("Falco sensors silent or speaking again", "newly_silent", newlySilent, "speaking_again", resolved, "silent", silent)
+	}
 
 	if len(alerts) == 0 {
 		return
