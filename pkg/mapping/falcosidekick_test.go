@@ -111,9 +111,7 @@ func TestFalcosidekickPreset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, l := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
-			lines = append(lines, l)
-		}
+		lines = append(lines, bytes.Split(bytes.TrimSpace(data), []byte("\n"))...)
 	}
 	// Own cases: "<NA>", a host process, unsorted tags, a lower-case priority.
 	lines = append(lines,
