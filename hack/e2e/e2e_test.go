@@ -49,6 +49,9 @@ type stackOptions struct {
 	alertmanagers int
 	clustered     bool
 	ttl           string // mapping ttl; "" keeps the shipped 10m
+	overrides     string // mapping overrides (a YAML "overrides:" key); "" keeps none
+	generatorURL  string // mapping generator_url template; "" keeps none
+	args          []string
 }
 
 func startStack(ctx context.Context, t *testing.T, o stackOptions) *stack {
@@ -101,15 +104,15 @@ func startStack(ctx context.Context, t *testing.T, o stackOptions) *stack {
 	}
 
 	mappingFile := ""
-	if o.ttl != "" {
+	if o.ttl != "" || o.overrides != "" || o.generatorURL != "" {
 		mappingFile = filepath.Join(dir, "mapping.yaml")
-		if err := harness.WriteMappingOverlay(shippedMapping, mappingFile, harness.MappingOverlay{TTL: o.ttl}); err != nil {
+		if err := harness.WriteMappingOverlay(shippedMapping, mappingFile, harness.MappingOverlay{TTL: o.ttl, Overrides: o.overrides, GeneratorURL: o.generatorURL}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.bridge = harness.StartBridge(ctx, t, harness.BridgeOptions{
 		Bin: bridgeBin, Alertmanagers: urls, MappingFile: mappingFile,
-		Args: []string{"--alertmanager.max-backoff=1s"},
+		Args: append([]string{"--alertmanager.max-backoff=1s"}, o.args...),
 	})
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 )
 
 // MappingOverlay says how WriteMappingOverlay changes a mapping file. Zero
@@ -13,6 +14,8 @@ type MappingOverlay struct {
 	// Overrides replaces the line "overrides: []": a YAML "overrides:" key
 	// and its list.
 	Overrides string
+	// GeneratorURL replaces the line `generator_url: ""`: a template.
+	GeneratorURL string
 }
 
 // WriteMappingOverlay writes the mapping file src, changed as o says, to
@@ -26,6 +29,7 @@ func WriteMappingOverlay(src, dst string, o MappingOverlay) error {
 	for _, r := range []struct{ line, with string }{
 		{"\nttl: 10m\n", o.TTL},
 		{"\noverrides: []\n", o.Overrides},
+		{"\ngenerator_url: \"\"\n", o.GeneratorURL},
 	} {
 		if r.with == "" {
 			continue
@@ -34,8 +38,11 @@ func WriteMappingOverlay(src, dst string, o MappingOverlay) error {
 			return fmt.Errorf("%s has no line %q to change", src, bytes.TrimSpace([]byte(r.line)))
 		}
 		with := r.with
-		if r.line == "\nttl: 10m\n" {
+		switch r.line {
+		case "\nttl: 10m\n":
 			with = "ttl: " + with
+		case "\ngenerator_url: \"\"\n":
+			with = "generator_url: " + strconv.Quote(with)
 		}
 		data = bytes.Replace(data, []byte(r.line), []byte("\n"+with+"\n"), 1)
 	}

@@ -20,6 +20,18 @@ type Alert struct {
 	StartsAt     time.Time
 	EndsAt       time.Time
 	GeneratorURL string
+	// Resolve marks an alert that ends one sent before (its EndsAt is when
+	// it ended, often past). It is delivered even after EndsAt, as that is
+	// what makes Alertmanager resolve the alert it holds, and a queued
+	// alert with the same labels takes its EndsAt. Not kept by the durable
+	// queue.
+	Resolve bool
+}
+
+// expired says whether a is not worth sending any more: its EndsAt has
+// passed, so Alertmanager would store it resolved and never notify.
+func (a *Alert) expired(now time.Time) bool {
+	return !a.Resolve && !a.EndsAt.After(now)
 }
 
 // Postable returns the alert as Alertmanager's API type, which AppendJSON

@@ -177,13 +177,13 @@ func (q *queue) wakeUp() {
 }
 
 // mergeAlerts returns the alert standing for both: the newest annotations,
-// the earliest start and the latest end.
+// the earliest start and the latest end, or the newer's end if it resolves.
 func mergeAlerts(old, newer *Alert) *Alert {
 	m := *newer
 	if old.StartsAt.Before(m.StartsAt) {
 		m.StartsAt = old.StartsAt
 	}
-	if old.EndsAt.After(m.EndsAt) {
+	if old.EndsAt.After(m.EndsAt) && !newer.Resolve {
 		m.EndsAt = old.EndsAt
 	}
 	return &m
@@ -224,7 +224,7 @@ func (q *queue) take(max int, now time.Time) (batch, expired []*entry) {
 	for ; i < len(q.items) && len(batch) < max; i++ {
 		e := q.items[i]
 		q.forget(e)
-		if !e.alert.EndsAt.After(now) {
+		if e.alert.expired(now) {
 			expired = append(expired, e)
 			continue
 		}

@@ -154,7 +154,7 @@ func (s *sender) split(ctx context.Context, batch []*entry) (retry bool) {
 		if ctx.Err() != nil || retry {
 			break
 		}
-		if !e.alert.EndsAt.After(s.opts.now()) {
+		if e.alert.expired(s.opts.now()) {
 			results[e] = true
 			s.countDrop(e, DropExpired)
 			continue

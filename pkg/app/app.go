@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/config"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/sensors"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/server"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
@@ -39,6 +41,7 @@ type App struct {
 	manager  *alertmanager.Manager
 	discover *alertmanager.Discovery
 	store    *storage.Store // nil without --storage.path
+	sensors  *sensors.Tracker
 	metrics  *metrics
 	token    atomic.Pointer[string]
 	ln       net.Listener
@@ -93,6 +96,11 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		HTTPClient:    httpClient,
 		UserAgent:     userAgent(),
 	}, logger, a.registry)
+	a.sensors = sensors.New(sensors.Options{
+		MaxTracked:   cfg.Sensors.MaxTracked,
+		SilentAfter:  cfg.Sensors.SilentAfter,
+		StaticLabels: func() model.LabelSet { return a.mapping.Load().StaticLabels() },
+	}, a.manager, logger, a.registry)
 	a.discover = alertmanager.NewDiscovery(sources(cfg.Alertmanager.Targets), opts.Resolver, a.manager, logger, a.registry)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err = a.discover.Refresh(ctx)
@@ -237,6 +245,9 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		defer cancel()
 		go a.discover.Run(dctx, a.cfg.Alertmanager.RefreshInterval)
 	}
+	sctx, stopSensors := context.WithCancel(ctx)
+	sensorsDone := make(chan struct{})
+	go func() { a.sensors.Run(sctx); close(sensorsDone) }()
 	serveErr := make(chan error, 1)
 	go func() {
 		flags := &web.FlagConfig{WebConfigFile: &a.cfg.Web.ConfigFile, WebListenAddresses: &[]string{a.Addr()}, WebSystemdSocket: new(bool)}
@@ -260,6 +271,8 @@ loop:
 			break loop
 		}
 	}
+	stopSensors()
+	<-sensorsDone
 	a.shutdown()
 	return err
 }
@@ -323,6 +336,8 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 	acc := server.Accepted{Events: len(events)}
 	alerts := make([]*alertmanager.Alert, 0, len(events))
 	for i := range events {
+		// Before mapping: an event the mapping drops still shows its sensor is alive.
+		a.sensors.Seen(events[i].Hostname, received)
 		res := m.Map(&events[i], received)
 		if len(res.Errors) > 0 {
 			acc.Errors += len(res.Errors)

@@ -21,6 +21,7 @@ type Config struct {
 	Alertmanager Alertmanager
 	Mapping      Mapping
 	Storage      Storage
+	Sensors      Sensors
 	Log          Log
 }
 
@@ -81,6 +82,12 @@ type Mapping struct {
 type Storage struct {
 	Path          string // "" means memory only
 	FsyncInterval time.Duration
+}
+
+// Sensors is the tracking of the Falco sensors that send events.
+type Sensors struct {
+	MaxTracked  int
+	SilentAfter time.Duration // 0: no FalcoSensorSilent alert
 }
 
 // Log configures logging.

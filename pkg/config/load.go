@@ -188,6 +188,18 @@ func options() []option {
 				c.Storage.FsyncInterval, err = v.duration()
 				return
 			}},
+		{flag: "sensors.max-tracked", key: "sensors.max_tracked", typ: "number", def: "10000",
+			help: "Most Falco sensors (hostnames) whose last event time is tracked; when full, the one heard from longest ago is forgotten.",
+			set: func(c *Config, v value) (err error) {
+				c.Sensors.MaxTracked, err = v.positiveInt()
+				return
+			}},
+		{flag: "sensors.silent-after", key: "sensors.silent_after", typ: "duration", def: "0",
+			help: "Send a FalcoSensorSilent alert for a sensor that sent events and then nothing for this long; 0 turns it off.",
+			set: func(c *Config, v value) (err error) {
+				c.Sensors.SilentAfter, err = v.duration()
+				return
+			}},
 		{flag: "log.level", key: "log.level", def: "info",
 			help: "Log level: debug, info, warn or error.",
 			set: func(c *Config, v value) (err error) {

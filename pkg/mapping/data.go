@@ -80,8 +80,14 @@ var funcs = func() template.FuncMap {
 		f[k] = v
 	}
 	f["camelCase"] = CamelCase
+	f["sortAlpha"] = sortAlpha
+	f["mitreTactics"] = MitreTactics
+	f["mitreTechniques"] = MitreTechniques
 	return f
 }()
+
+// sortAlpha returns a sorted copy of s: {{ join "," (sortAlpha .Tags) }}.
+func sortAlpha(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
 // CamelCase joins the words of s, each starting with a capital letter:
 // "Terminal shell in container" becomes "TerminalShellInContainer". Anything

@@ -31,6 +31,12 @@ type PagerDutyEvent struct {
 		Group         string         `json:"group"`
 		CustomDetails map[string]any `json:"custom_details"`
 	} `json:"payload"`
+	Client    string `json:"client"`
+	ClientURL string `json:"client_url"`
+	Links     []struct {
+		Href string `json:"href"`
+		Text string `json:"text"`
+	} `json:"links"`
 }
 
 // Slack decodes a Slack record.
