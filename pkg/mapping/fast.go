@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"text/template"
 	tparse "text/template/parse"
@@ -544,6 +545,19 @@ func (c *fastCompiler) call(name string, args []tparse.Node, final, dot kind) (k
 			y := b(d, dot, final).s
 			return str(f(x, y, e(d, dot, final).s))
 		}
+	case func([]string) string:
+		// mitreTactics, mitreTechniques
+		want(kindStrings)
+		a := get[0].eval
+		return kindString, func(d *Data, dot string, final value) value { return str(f(*a(d, dot, final).ss)) }
+	case func([]string) []string:
+		// sortAlpha
+		want(kindStrings)
+		a := get[0].eval
+		return kindStrings, func(d *Data, dot string, final value) value {
+			out := f(*a(d, dot, final).ss)
+			return value{kind: kindStrings, ss: &out}
+		}
 	case func(string) (string, error):
 		// urlUnescape
 		want(kindString)
@@ -598,6 +612,16 @@ func (v value) iface() any {
 
 func (c *fastCompiler) builtin(name string, get []argFn) (kind, cmdFn) {
 	switch name {
+	case "urlquery":
+		// One string, as in a link: text/template escapes what
+		// fmt.Sprint makes of its arguments, the string itself.
+		if len(get) != 1 || get[0].kinds != kindString {
+			unsupportedf("urlquery but of one string")
+		}
+		a := get[0].eval
+		return kindString, func(d *Data, dot string, final value) value {
+			return value{kind: kindString, s: url.QueryEscape(a(d, dot, final).s)}
+		}
 	case "and", "or":
 		if len(get) == 0 {
 			unsupportedf("%s without arguments", name)
