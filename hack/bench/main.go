@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -64,11 +66,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		scale      = fs.Float64("scale", 1, "multiply every scenario's event count by this")
 		quick      = fs.Bool("quick", false, "a smoke test: -scale 0.02")
 		events     = fs.String("events", "", "Falco events, JSON lines or a glob of JSON files (default ../shared/falco-events/real-events.jsonl, else pkg/mapping/testdata/events/*.json)")
+		repeat     = fs.Int("runs", 1, "run each scenario this many times and report the run of median ratio to the ceiling (the machine may be shared)")
 		wait       = fs.Duration("wait", time.Minute, "how long delivery may go on after the last request")
 		list       = fs.Bool("list", false, "print the standard scenarios and exit")
 	)
 	fs.Var(&bridgeArgs, "bridge.flag", "a flag for the bridge, e.g. -bridge.flag=--storage.path=/tmp/q (repeatable)")
-	fs.Var(&custom, "scenario", "run this scenario too: name[:events=N,batch=N,conns=N,rate=EVENTS_PER_S,am-delay=DURATION,gzip,storm] (repeatable; a standard name starts from that scenario)")
+	fs.Var(&custom, "scenario", "run this scenario (repeatable; after the -scenarios ones, which then run only when named): name[:events=N,batch=N,conns=N,rate=EVENTS_PER_S,am-delay=DURATION,gzip,storm] (a standard name starts from that scenario)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,6 +86,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *quick {
 		*scale = 0.02
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("-runs %d: must be 1 or more", *repeat)
 	}
 	if *scale <= 0 {
 		return fmt.Errorf("-scale %g: must be more than 0", *scale)
@@ -142,18 +148,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var results []result
 	var failed []error
 	for _, sc := range picked {
-		r, err := rn.run(ctx, sc.scaled(*scale))
-		if err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", sc.Name, err))
-			if ctx.Err() != nil {
+		var runs []result
+		for range *repeat {
+			r, err := rn.run(ctx, sc.scaled(*scale))
+			if err != nil {
+				failed = append(failed, fmt.Errorf("%s: %w", sc.Name, err))
 				break
 			}
-			continue
+			runs = append(runs, r)
 		}
-		results = append(results, r)
+		if ctx.Err() != nil {
+			break
+		}
+		if len(runs) == *repeat {
+			results = append(results, median(runs))
+		}
 	}
 	writeTable(stdout, results)
 	return errors.Join(failed...)
+}
+
+// median is the run whose ratio to the ceiling is the median, with the
+// ratios of all runs.
+func median(runs []result) result {
+	slices.SortFunc(runs, func(a, b result) int { return cmp.Compare(a.ratio(), b.ratio()) })
+	m := runs[len(runs)/2]
+	if len(runs) > 1 {
+		for _, r := range runs {
+			m.Ratios = append(m.Ratios, r.ratio())
+		}
+	}
+	return m
 }
 
 func indexScenario(name string) int {

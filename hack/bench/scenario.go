@@ -172,6 +172,8 @@ type result struct {
 	Invalid       float64            // falco_am_bridge_events_invalid_total
 	MappingErrors float64
 	Merged        float64
+
+	Ratios []float64 // of every run, when this is the median of several
 }
 
 func perSec(n int, d time.Duration) float64 {

@@ -48,6 +48,13 @@ func writeTable(w io.Writer, results []result) {
 	for _, r := range results {
 		fmt.Fprintf(w, "- %s: %s; this tool used %.0f µs/event beside the bridge, %.0f beside the ceiling.",
 			r.Scenario.Name, r.Scenario.describe(), perEvent(r.ToolCPU, r.Load.Events), perEvent(r.CeilToolCPU, r.Ceiling.Events))
+		if len(r.Ratios) > 0 {
+			ratios := make([]string, len(r.Ratios))
+			for i, x := range r.Ratios {
+				ratios[i] = fmt.Sprintf("%.2f", x)
+			}
+			fmt.Fprintf(w, " Median of %d runs, ratios %s.", len(r.Ratios), strings.Join(ratios, ", "))
+		}
 		for _, p := range r.problems() {
 			fmt.Fprintf(w, " %s.", p)
 		}
