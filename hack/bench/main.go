@@ -144,6 +144,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		wait: *wait, settle: time.Second, verifyEvery: 32, progress: stderr,
 	}
 
+	if root, err := repoRoot(wd); err == nil {
+		if rel, err := filepath.Rel(root, from); err == nil {
+			from = rel
+		}
+	}
 	fmt.Fprintf(stdout, "%s\n\n", machine(ctx, *bridge, from, len(ts)))
 	var results []result
 	var failed []error
