@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -74,7 +75,7 @@ func TestScenarios(t *testing.T) {
 				name string
 				res  loadResult
 			}{{"ceiling", r.Ceiling}, {"bridge", r.Load}} {
-				if l.res.Requests != requests || l.res.Events != sc.Events || l.res.Accepted != sc.Events || l.res.Statuses[202] != requests {
+				if l.res.Requests != requests || l.res.Events != sc.Events || l.res.Accepted != sc.Events || l.res.Statuses[http.StatusAccepted] != requests {
 					t.Errorf("%s: %s; want %d requests of %d events, all 202", l.name, l.res, requests, sc.Events)
 				}
 			}
@@ -327,7 +328,7 @@ func TestCeilingDecodes(t *testing.T) {
 		{"broken", one[:20], false, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req := httptest.NewRequestWithContext(context.Background(), "POST", "/", strings.NewReader(tc.body))
+			req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/", strings.NewReader(tc.body))
 			if tc.gzip {
 				req.Header.Set("Content-Encoding", "gzip")
 			}
