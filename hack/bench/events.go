@@ -38,7 +38,6 @@ const (
 // template is one Falco event split at its placeholders, so that a copy with
 // another sequence number, identity and time is a few appends.
 type template struct {
-	rule  string
 	parts []string // literal text and marks, in order
 }
 
@@ -125,8 +124,7 @@ func newTemplate(raw []byte) (template, error) {
 		}
 		return name
 	}
-	var rule, output, hostname string
-	_ = json.Unmarshal(ev[key("rule")], &rule)
+	var output, hostname string
 	_ = json.Unmarshal(ev[key("output")], &output)
 	_ = json.Unmarshal(ev[key("hostname")], &hostname)
 	set := func(k, v string) { ev[k] = marshal(v) }
@@ -151,7 +149,7 @@ func newTemplate(raw []byte) (template, error) {
 		}
 		set(key("hostname"), hostname+"-"+idMark)
 	}
-	return template{rule: rule, parts: splitMarks(string(marshal(ev)))}, nil
+	return template{parts: splitMarks(string(marshal(ev)))}, nil
 }
 
 // marshal encodes v as Falco does, without escaping <, > and & (json.Marshal

@@ -31,9 +31,10 @@ func newClock(events int) *clock {
 
 func (c *clock) now() int64 { return int64(time.Since(c.epoch)) + 1 }
 
-// fakeAM is an Alertmanager that takes every batch: it decodes the alerts,
-// finds each one's event by its token and keeps the end-to-end latency of
-// the first delivery of each event.
+// fakeAM is an Alertmanager that takes every batch: it finds each alert's
+// event by its token and keeps the end-to-end latency of the first
+// delivery of each event. It reads the tokens without decoding (see scan)
+// and decodes one request in verifyEvery in full to check that reading.
 type fakeAM struct {
 	clock *clock
 	delay time.Duration // before answering, as a loaded Alertmanager would
@@ -48,7 +49,7 @@ type fakeAM struct {
 	requests    int
 	alerts      int // alerts received, duplicates included
 	delivered   int // distinct events that arrived as an alert
-	represented int // events the alerts stand for, merged ones included
+	represented int // events the alerts stand for, merged ones (and duplicates) included
 	duplicates  int
 	foreign     int // alerts without a token of this run
 	bad         int // requests that were not a JSON array of alerts
