@@ -28,7 +28,7 @@ FUZZTIME ?= 30s
 TEST_ENV := ALERTMANAGER_BIN=$(TOOLS)/alertmanager AMTOOL_BIN=$(TOOLS)/amtool \
 	BRIDGE_BIN=$(BIN)/falco-am-bridge E2E_REQUIRED=1
 
-.PHONY: all build test unit fuzz bench lint demo tools clean
+.PHONY: all build test unit fuzz bench bench-load lint demo tools clean
 
 all: build
 
@@ -68,8 +68,20 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMap$$' -fuzztime $(FUZZTIME) ./pkg/mapping
 	$(GO) test -run '^$$' -fuzz '^FuzzFastTemplate$$' -fuzztime $(FUZZTIME) ./pkg/mapping
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./pkg/...
+# Runs of each Go micro-benchmark in `make bench`, and flags for the load
+# scenarios (`make bench-load BENCH_FLAGS=-quick` is a smoke run; see
+# `go run ./hack/bench -h`).
+BENCH_COUNT ?= 3
+BENCH_FLAGS ?=
+
+# The Go micro-benchmarks, then the load scenarios against the built binary,
+# which print one table (the README's Performance section).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./pkg/...
+	$(MAKE) --no-print-directory bench-load
+
+bench-load: build
+	$(GO) run ./hack/bench -bridge $(BIN)/falco-am-bridge $(BENCH_FLAGS)
 
 lint: $(TOOLS)/golangci-lint
 	$(GO) vet ./...

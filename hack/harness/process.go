@@ -72,6 +72,11 @@ func (p *Process) Output() string {
 	return p.out.String()
 }
 
+// Pid is the process id, for reading the process's figures in /proc.
+func (p *Process) Pid() int {
+	return p.cmd.Process.Pid
+}
+
 // Exited is closed when the process has exited.
 func (p *Process) Exited() <-chan struct{} {
 	return p.exited

@@ -1,0 +1,216 @@
+// Command bench loads a real falco-am-bridge binary with real Falco events
+// and prints one table: how fast it accepts and delivers them, end-to-end
+// latency, CPU per event and peak memory.
+//
+// Every scenario runs twice on the same prepared requests: first against a
+// ceiling (this program started as a server that only decodes the events
+// with encoding/json and answers 202), then against a fresh bridge process
+// that delivers to a fake Alertmanager inside this program. The fake
+// Alertmanager finds each event by the sequence number its output starts
+// with (the description annotation of the shipped mapping) and measures the
+// time from sending to arrival. CPU (utime+stime) and peak RSS (VmHWM) of
+// both servers come from /proc. `make bench` builds the bridge and runs it.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if addr := os.Getenv(ceilingEnv); addr != "" {
+		if err := serveCeiling(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "ceiling:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		bridge     = fs.String("bridge", os.Getenv("BRIDGE_BIN"), "falco-am-bridge binary (default $BRIDGE_BIN, else bin/falco-am-bridge of this repository)")
+		bridgeArgs stringList
+		names      = fs.String("scenarios", "", "comma-separated standard scenarios to run (default all; see -list)")
+		custom     stringList
+		scale      = fs.Float64("scale", 1, "multiply every scenario's event count by this")
+		quick      = fs.Bool("quick", false, "a smoke test: -scale 0.02")
+		events     = fs.String("events", "", "Falco events, JSON lines or a glob of JSON files (default ../shared/falco-events/real-events.jsonl, else pkg/mapping/testdata/events/*.json)")
+		repeat     = fs.Int("runs", 1, "run each scenario this many times and report the run of median ratio to the ceiling (the machine may be shared)")
+		wait       = fs.Duration("wait", time.Minute, "how long delivery may go on after the last request")
+		list       = fs.Bool("list", false, "print the standard scenarios and exit")
+	)
+	fs.Var(&bridgeArgs, "bridge.flag", "a flag for the bridge, e.g. -bridge.flag=--storage.path=/tmp/q (repeatable)")
+	fs.Var(&custom, "scenario", "run this scenario (repeatable; after the -scenarios ones, which then run only when named): name[:events=N,batch=N,conns=N,rate=EVENTS_PER_S,am-delay=DURATION,gzip,storm] (a standard name starts from that scenario)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *list {
+		for _, s := range scenarios {
+			fmt.Fprintf(stdout, "%-8s %s\n", s.Name, s.describe())
+		}
+		return nil
+	}
+	if *quick {
+		*scale = 0.02
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("-runs %d: must be 1 or more", *repeat)
+	}
+	if *scale <= 0 {
+		return fmt.Errorf("-scale %g: must be more than 0", *scale)
+	}
+
+	var picked []scenario
+	if *names != "" || len(custom) == 0 {
+		want := scenarios
+		if *names != "" {
+			want = nil
+			for n := range strings.SplitSeq(*names, ",") {
+				i := indexScenario(n)
+				if i < 0 {
+					return fmt.Errorf("-scenarios: no scenario %q (see -list)", n)
+				}
+				want = append(want, scenarios[i])
+			}
+		}
+		picked = append(picked, want...)
+	}
+	for _, spec := range custom {
+		sc, err := parseScenario(spec)
+		if err != nil {
+			return err
+		}
+		picked = append(picked, sc)
+	}
+
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if *bridge == "" {
+		root, err := repoRoot(wd)
+		if err != nil {
+			return err
+		}
+		*bridge = filepath.Join(root, "bin", "falco-am-bridge")
+	}
+	if _, err := os.Stat(*bridge); err != nil {
+		return fmt.Errorf("bridge binary: %w (run `make build`, or pass -bridge)", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ts, from, err := loadTemplates(*events, wd)
+	if err != nil {
+		return err
+	}
+	rn := &runner{
+		bridge: *bridge, bridgeArgs: bridgeArgs, self: self, templates: ts,
+		wait: *wait, settle: time.Second, verifyEvery: 32, progress: stderr,
+	}
+
+	if root, err := repoRoot(wd); err == nil {
+		if rel, err := filepath.Rel(root, from); err == nil {
+			from = rel
+		}
+	}
+	fmt.Fprintf(stdout, "%s\n\n", machine(ctx, *bridge, from, len(ts)))
+	var results []result
+	var failed []error
+	for _, sc := range picked {
+		var runs []result
+		for range *repeat {
+			r, err := rn.run(ctx, sc.scaled(*scale))
+			if err != nil {
+				failed = append(failed, fmt.Errorf("%s: %w", sc.Name, err))
+				break
+			}
+			runs = append(runs, r)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if len(runs) == *repeat {
+			results = append(results, median(runs))
+		}
+	}
+	writeTable(stdout, results)
+	return errors.Join(failed...)
+}
+
+// median is the run whose ratio to the ceiling is the median, with the
+// ratios of all runs.
+func median(runs []result) result {
+	slices.SortFunc(runs, func(a, b result) int { return cmp.Compare(a.ratio(), b.ratio()) })
+	m := runs[len(runs)/2]
+	if len(runs) > 1 {
+		for _, r := range runs {
+			m.Ratios = append(m.Ratios, r.ratio())
+		}
+	}
+	return m
+}
+
+func indexScenario(name string) int {
+	for i, s := range scenarios {
+		if s.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// machine says what was measured where.
+func machine(ctx context.Context, bridge, events string, n int) string {
+	version := "unknown version"
+	if out, err := exec.CommandContext(ctx, bridge, "version").Output(); err == nil {
+		version, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	}
+	model := runtime.GOARCH
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s\n%d CPUs (%s), %s/%s, %s; %d events from %s; %s",
+		version, runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version(), n, events,
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var columns = []string{
+	"scenario", "events", "accepted/s", "ceiling/s", "× ceiling", "delivered", "delivered/s",
+	"e2e p50", "e2e p99", "CPU µs/event", "ceiling µs/event", "peak RSS", "dropped", "AM alerts / requests",
+}
+
+// writeTable prints the results as one Markdown table, then a line per
+// scenario saying what it sends and anything that went wrong.
+func writeTable(w io.Writer, results []result) {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(columns, " | "))
+	seps := make([]string, len(columns))
+	for i := range seps {
+		seps[i] = "---:"
+	}
+	seps[0] = "---"
+	fmt.Fprintf(w, "| %s |\n", strings.Join(seps, " | "))
+	for _, r := range results {
+		cells := []string{
+			r.Scenario.Name,
+			thousands(r.Load.Events),
+			thousands(int(r.acceptedPerSec())),
+			thousands(int(r.ceilingPerSec())),
+			fmt.Sprintf("%.2f", r.ratio()),
+			thousands(r.AM.Represented),
+			thousands(int(r.deliveredPerSec())),
+			millis(r.AM.P50),
+			millis(r.AM.P99),
+			fmt.Sprintf("%.1f", perEvent(r.CPU, r.Load.Events)),
+			fmt.Sprintf("%.1f", perEvent(r.CeilCPU, r.Ceiling.Events)),
+			fmt.Sprintf("%.0f MiB", float64(r.PeakRSS)/(1<<20)),
+			thousands(int(r.dropped())),
+			thousands(r.AM.Alerts) + " / " + thousands(r.AM.Requests),
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+	fmt.Fprintln(w)
+	for _, r := range results {
+		fmt.Fprintf(w, "- %s: %s; this tool used %.0f µs/event beside the bridge, %.0f beside the ceiling.",
+			r.Scenario.Name, r.Scenario.describe(), perEvent(r.ToolCPU, r.Load.Events), perEvent(r.CeilToolCPU, r.Ceiling.Events))
+		if len(r.Ratios) > 0 {
+			ratios := make([]string, len(r.Ratios))
+			for i, x := range r.Ratios {
+				ratios[i] = fmt.Sprintf("%.2f", x)
+			}
+			fmt.Fprintf(w, " Median of %d runs, ratios %s.", len(r.Ratios), strings.Join(ratios, ", "))
+		}
+		for _, p := range r.problems() {
+			fmt.Fprintf(w, " %s.", p)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// problems lists what did not go as a healthy bridge would have it.
+func (r result) problems() []string {
+	var out []string
+	if r.Load.Accepted != r.Load.Events {
+		out = append(out, fmt.Sprintf("answers %v, %d without an answer, first: %s", r.Load.Statuses, r.Load.Errors, r.Load.FirstErr))
+	}
+	add := func(what string, m map[string]float64) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, fmt.Sprintf("%s %s: %s", what, k, thousands(int(m[k]))))
+		}
+	}
+	add("alerts dropped", r.AlertsDropped)
+	add("events dropped", r.EventsDropped)
+	if r.Invalid > 0 {
+		out = append(out, "invalid events: "+thousands(int(r.Invalid)))
+	}
+	if r.MappingErrors > 0 {
+		out = append(out, "mapping errors: "+thousands(int(r.MappingErrors)))
+	}
+	if !r.Complete && r.AM.Represented < r.Load.Accepted {
+		out = append(out, fmt.Sprintf("%s accepted events never reached Alertmanager", thousands(r.Load.Accepted-r.AM.Represented)))
+	}
+	if r.AM.Duplicates > 0 {
+		out = append(out, "delivered twice: "+thousands(r.AM.Duplicates))
+	}
+	if r.AM.Foreign > 0 {
+		out = append(out, "alerts without a token: "+thousands(r.AM.Foreign))
+	}
+	if r.AM.Bad > 0 {
+		out = append(out, fmt.Sprintf("Alertmanager requests refused as malformed: %s, first: %s", thousands(r.AM.Bad), r.AM.FirstBad))
+	}
+	return out
+}
+
+// thousands writes n with a comma between groups of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func millis(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	ms := float64(d) / float64(time.Millisecond)
+	if ms < 10 {
+		return fmt.Sprintf("%.1f ms", ms)
+	}
+	return fmt.Sprintf("%.0f ms", ms)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
