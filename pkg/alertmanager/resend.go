@@ -55,7 +55,8 @@ func (r *recent) prune(now time.Time, delay time.Duration) {
 }
 
 // holdUntil says until when the waiting alerts may wait, since each was
-// delivered a moment ago: the zero time when one of them is new, or when
+// delivered a moment ago: the zero time when one of them is new or
+// resolves one sent before, or when
 // holding it would let Alertmanager's copy come near its endsAt.
 func (r *recent) holdUntil(q *queue, now time.Time, delay time.Duration) time.Time {
 	if delay <= 0 || len(r.sent) == 0 {
@@ -70,7 +71,7 @@ func (r *recent) holdUntil(q *queue, now time.Time, delay time.Duration) time.Ti
 	var until time.Time
 	for _, e := range waiting {
 		s, ok := r.sent[e.fp]
-		if !ok {
+		if !ok || e.alert.Resolve {
 			return time.Time{}
 		}
 		t := s.at.Add(delay)

@@ -82,3 +82,22 @@ func TestHoldNeverNearsEndsAt(t *testing.T) {
 		am.mu.Unlock()
 	}
 }
+
+// TestResolveIsNotHeld sends a resolve right after the alert it ends: it
+// goes out at once, not after the resend delay.
+func TestResolveIsNotHeld(t *testing.T) {
+	am := newFakeAM(t, status(200))
+	opts := testOptions()
+	opts.ResendDelay = 10 * time.Minute
+	m, _ := newTestManager(t, opts, nil, am.base())
+	if _, err := m.Send(testAlert("alertname", "Silent"), nil); err != nil {
+		t.Fatal(err)
+	}
+	am.waitStored(t, "alertname", "Silent")
+	r := testAlert("alertname", "Silent")
+	r.EndsAt, r.Resolve = time.Now().Add(-time.Second), true
+	if _, err := m.Send(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	am.waitStored(t, "alertname", "Silent", "Silent")
+}
