@@ -18,6 +18,7 @@ import (
 // BatchWait: zero sends as soon as an alert is queued.
 type Options struct {
 	QueueCapacity int           // alerts per Alertmanager queue
+	QueueMaxBytes int64         // bytes per queue (approximate); 0: DefaultQueueMaxBytes
 	BatchSize     int           // alerts per POST at most
 	BatchWait     time.Duration // how long a first alert waits for others to join its batch
 	Timeout       time.Duration // per POST
@@ -34,6 +35,9 @@ type Options struct {
 // Defaults, as Prometheus's notifier uses them where it has them.
 const (
 	DefaultQueueCapacity = 10000
+	// DefaultQueueMaxBytes keeps a bridge with a few Alertmanagers down
+	// inside a 256 MB pod even with alerts near the annotation caps.
+	DefaultQueueMaxBytes = 64 << 20
 	DefaultBatchSize     = 256
 	DefaultTimeout       = 10 * time.Second
 	DefaultMinBackoff    = 500 * time.Millisecond
@@ -44,6 +48,9 @@ const (
 func (o *Options) withDefaults() {
 	if o.QueueCapacity <= 0 {
 		o.QueueCapacity = DefaultQueueCapacity
+	}
+	if o.QueueMaxBytes <= 0 {
+		o.QueueMaxBytes = DefaultQueueMaxBytes
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
@@ -197,6 +204,7 @@ func (m *Manager) newSender(name string, base *url.URL) *sender {
 			userAgent: m.opts.UserAgent,
 		}
 	}
+	s.q.maxBytes = int(m.opts.QueueMaxBytes)
 	s.drops = burstLog{logger: s.logger, every: 10 * time.Second}
 	return s
 }

@@ -105,24 +105,31 @@ func (m *metrics) removeTarget(am string) {
 // queueLengths reports the length of every queue when scraped, so the
 // figure is current even while a sender sleeps between retries.
 type queueLengths struct {
-	m    *Manager
-	desc *prometheus.Desc
+	m     *Manager
+	desc  *prometheus.Desc
+	bytes *prometheus.Desc
 }
 
 func newQueueLengths(m *Manager) *queueLengths {
 	return &queueLengths{m: m, desc: prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, subsystem, "queue_length"),
 		"Alerts waiting in the queue of an Alertmanager, those being sent included; alertmanager=\"pending\" holds alerts while no Alertmanager is known.",
-		[]string{"alertmanager"}, nil)}
+		[]string{"alertmanager"}, nil),
+		bytes: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, subsystem, "queue_bytes"),
+			"Approximate bytes of the alerts in the queue of an Alertmanager; alertmanager.queue_max_bytes caps it.",
+			[]string{"alertmanager"}, nil)}
 }
 
-func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.bytes }
 
 func (c *queueLengths) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.RLock()
 	defer c.m.mu.RUnlock()
 	for name, s := range c.m.senders {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.q.len()), name)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.q.size()), name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(c.m.pending.q.len()), PendingQueue)
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(c.m.pending.q.size()), PendingQueue)
 }

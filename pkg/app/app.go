@@ -85,6 +85,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	}
 	a.manager = alertmanager.NewManager(alertmanager.Options{
 		QueueCapacity: cfg.Alertmanager.QueueCapacity,
+		QueueMaxBytes: cfg.Alertmanager.QueueMaxBytes,
 		BatchSize:     cfg.Alertmanager.BatchSize,
 		BatchWait:     cfg.Alertmanager.BatchWait,
 		Timeout:       cfg.Alertmanager.Timeout,
@@ -200,19 +201,25 @@ func sources(ts []config.Target) []alertmanager.Source {
 
 // openStorage opens the durable queue and queues what a previous run left.
 func (a *App) openStorage() error {
-	store, replayed, err := storage.Open(a.cfg.Storage.Path, storage.Options{FsyncInterval: a.cfg.Storage.FsyncInterval}, a.logger, a.registry)
+	store, err := storage.Open(a.cfg.Storage.Path, storage.Options{
+		FsyncInterval: a.cfg.Storage.FsyncInterval, MaxBytes: a.cfg.Storage.MaxBytes,
+	}, a.logger, a.registry)
 	if err != nil {
 		return err
 	}
-	for _, r := range replayed {
-		if _, err := a.manager.Send(r.Alert, r.Ack); err != nil {
-			store.Close()
-			return err
-		}
+	// One record at a time into the queues, which coalesce and bound
+	// them: replay takes the memory of the queues, not of the files.
+	replayed, err := store.Replay(func(al *alertmanager.Alert, ack *storage.Segment) error {
+		_, err := a.manager.Send(al, ack)
+		return err
+	})
+	if err != nil {
+		store.Close()
+		return err
 	}
 	store.ReplayDone()
-	if len(replayed) > 0 {
-		a.logger.Info("durable queue: alerts of a previous run queued again", "alerts", len(replayed), "path", a.cfg.Storage.Path)
+	if replayed > 0 {
+		a.logger.Info("durable queue: alerts of a previous run queued again", "alerts", replayed, "path", a.cfg.Storage.Path)
 	}
 	a.store = store
 	return nil
@@ -318,10 +325,14 @@ func (a *App) ready() error { return a.manager.Ready() }
 
 // Accept maps events to alerts and queues them; it implements
 // server.Pipeline. In durable mode the alerts are written to disk first.
+// An event whose alert could not be sent or stored (a time outside the
+// years 0 to 9999) is refused on its own, in Accepted.Invalid; the others
+// go on.
 func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted, error) {
 	m := a.mapping.Load()
-	acc := server.Accepted{Events: len(events)}
+	acc := server.Accepted{}
 	alerts := make([]*alertmanager.Alert, 0, len(events))
+	var owners []int // owners[i] is the event of alerts[i], once one was refused
 	for i := range events {
 		res := m.Map(&events[i], received)
 		if len(res.Errors) > 0 {
@@ -337,25 +348,69 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 			a.logger.Debug("event dropped by the mapping", "rule", events[i].Rule, "priority", events[i].Priority, "reason", res.Dropped)
 			continue
 		}
+		if err := res.Alert.Check(); err != nil {
+			if owners == nil {
+				owners = indexes(len(alerts))
+			}
+			acc.Invalid = append(acc.Invalid, unsendable(i, err))
+			continue
+		}
+		if owners != nil {
+			owners = append(owners, i)
+		}
 		alerts = append(alerts, res.Alert)
 	}
-	a.metrics.accepted.Add(float64(acc.Events))
 	if len(alerts) == 0 {
+		a.metrics.accepted.Add(float64(len(events) - len(acc.Invalid)))
+		acc.Events = len(events) - len(acc.Invalid)
 		return acc, nil
 	}
 
 	var ack alertmanager.Ack
 	if a.store != nil {
-		seg, err := a.store.Append(alerts)
-		if err != nil {
+		seg, failed, err := a.store.Append(alerts)
+		if len(failed) > 0 {
+			// Not stored, so not queued either: an error for that
+			// event alone.
+			if owners == nil {
+				owners = indexes(len(alerts))
+			}
+			kept, keptOwners := alerts[:0], owners[:0]
+			for j, al := range alerts {
+				if ferr, bad := failed[j]; bad {
+					acc.Invalid = append(acc.Invalid, &falco.Error{Index: owners[j], Expected: "an event whose alert can be stored", Got: ferr.Error()})
+					continue
+				}
+				kept, keptOwners = append(kept, al), append(keptOwners, owners[j])
+			}
+			alerts, owners = kept, keptOwners
+		}
+		switch {
+		case errors.Is(err, storage.ErrFull):
+			a.metrics.storageFull.Add(float64(len(alerts)))
+			if ok, sup := a.metrics.storageFullLog.Allow(received); ok {
+				a.logger.Error("durable queue full (storage.max_bytes); alerts dropped", "alerts", len(alerts), "suppressed_since_last", sup)
+			}
+			alerts = nil
+		case err != nil:
 			// Still deliver from memory: Falco does not retry, so
 			// refusing would lose the alerts for sure.
 			a.metrics.storageFallback.Add(float64(len(alerts)))
 			a.logger.Error("durable queue write failed; these alerts are queued in memory only", "alerts", len(alerts), "err", err)
-		} else {
+		case seg != nil:
 			ack = seg
 			defer seg.Done()
 		}
+	}
+	acc.Events = len(events) - len(acc.Invalid)
+	a.metrics.accepted.Add(float64(acc.Events))
+	if len(acc.Invalid) > 0 {
+		if ok, sup := a.metrics.unsendableLog.Allow(received); ok {
+			a.logger.Warn("events refused: their alerts cannot be sent or stored", "events", len(acc.Invalid), "first", acc.Invalid[0].Error(), "suppressed_since_last", sup)
+		}
+	}
+	if len(alerts) == 0 {
+		return acc, nil
 	}
 	n, err := a.manager.SendAll(alerts, ack)
 	if err != nil {
@@ -369,4 +424,28 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 	acc.Queues = n
 	acc.Alerts = len(alerts)
 	return acc, nil
+}
+
+func indexes(n int) []int {
+	out := make([]int, n, n+1)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// unsendable describes, as an invalid event, why the alert of event i
+// failed alertmanager.Alert.Check.
+func unsendable(i int, err error) *falco.Error {
+	var ce *alertmanager.CheckError
+	if !errors.As(err, &ce) {
+		return &falco.Error{Index: i, Expected: "an event whose alert can be sent", Got: err.Error()}
+	}
+	switch ce.Field {
+	case "startsAt", "endsAt":
+		// startsAt is the event's time; endsAt comes from it too.
+		return &falco.Error{Index: i, Field: "time", Expected: ce.Expected(), Got: ce.Got}
+	default:
+		return &falco.Error{Index: i, Expected: "an event the mapping turns into an alert with " + ce.Expected(), Got: ce.Got}
+	}
 }

@@ -45,6 +45,7 @@ type Alertmanager struct {
 	Targets         []Target
 	Timeout         time.Duration
 	QueueCapacity   int
+	QueueMaxBytes   int64
 	BatchSize       int
 	BatchWait       time.Duration
 	MinBackoff      time.Duration
@@ -81,6 +82,7 @@ type Mapping struct {
 type Storage struct {
 	Path          string // "" means memory only
 	FsyncInterval time.Duration
+	MaxBytes      int64
 }
 
 // Log configures logging.

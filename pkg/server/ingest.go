@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,6 +81,10 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 				return echo.NewHTTPError(http.StatusServiceUnavailable, "events could not be queued: "+err.Error())
 			}
 			ans.Accepted = acc
+			if len(acc.Invalid) > 0 {
+				errs = mergeInvalid(raws, errs, acc.Invalid)
+				ans.Rejected = len(errs)
+			}
 		}
 		if len(errs) == 0 {
 			return c.JSON(http.StatusAccepted, ans)
@@ -101,6 +106,30 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 		}
 		return c.JSON(http.StatusBadRequest, ans)
 	}
+}
+
+// mergeInvalid adds to the decoding errors the events the pipeline refused,
+// whose Index is their position among the decoded events, giving them
+// their index and line in the body.
+func mergeInvalid(raws []falco.RawEvent, errs, invalid []*falco.Error) []*falco.Error {
+	bad := make(map[int]bool, len(errs))
+	for _, e := range errs {
+		bad[e.Index] = true
+	}
+	// pos[k] is the raw index of the k-th decoded event.
+	pos := make([]int, 0, len(raws)-len(errs))
+	for _, r := range raws {
+		if !bad[r.Index] {
+			pos = append(pos, r.Index)
+		}
+	}
+	for _, e := range invalid {
+		e.Index = pos[e.Index]
+		e.Line = raws[e.Index].Line
+	}
+	out := append(slices.Clone(errs), invalid...)
+	slices.SortStableFunc(out, func(a, b *falco.Error) int { return a.Index - b.Index })
+	return out
 }
 
 func isJSONType(ct string) bool {

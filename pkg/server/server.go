@@ -30,6 +30,9 @@ type Accepted struct {
 	Dropped int `json:"dropped"`        // events dropped by the mapping's filters
 	Errors  int `json:"mapping_errors"` // template errors; alerts were still made
 	Queues  int `json:"alertmanagers"`  // Alertmanager queues each alert went to; 0 while none is known (held)
+	// Invalid are the events refused because their alert could not be
+	// sent or stored; Index is the position in the events given.
+	Invalid []*falco.Error `json:"-"`
 }
 
 // Options configure the server.
