@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
 
 // Options tune delivery. Zero values take the defaults below, but for
@@ -199,13 +201,14 @@ func (m *Manager) newSender(name string, base *url.URL) *sender {
 	if base != nil {
 		s.client = &client{
 			url:       AlertsURL(base).String(),
-			http:      m.opts.HTTPClient,
+			http:      postOnly(m.opts.HTTPClient),
 			timeout:   m.opts.Timeout,
 			userAgent: m.opts.UserAgent,
 		}
 	}
 	s.q.maxBytes = int(m.opts.QueueMaxBytes)
 	s.drops = burstLog{logger: s.logger, every: 10 * time.Second}
+	s.refusals = ratelog.NewKeyed(time.Minute)
 	return s
 }
 

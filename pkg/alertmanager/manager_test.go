@@ -351,7 +351,7 @@ func TestRetryAfter(t *testing.T) {
 
 func TestNoRetryOnRejection(t *testing.T) {
 	t.Parallel()
-	for _, code := range []int{http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity} {
+	for _, code := range []int{http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			t.Parallel()
 			f := newFakeAM(t, status(code))
@@ -419,7 +419,7 @@ func TestRejectedBatch(t *testing.T) {
 		{
 			// Another 4xx says nothing about single alerts: the
 			// whole batch is dropped.
-			name: "404", code: http.StatusNotFound,
+			name: "409", code: http.StatusConflict,
 			wantRequests: [][]string{{"blocker"}, {"good1", "bad", "good2"}, {"after"}},
 			wantRejected: 3,
 		},
@@ -459,7 +459,7 @@ func TestRejectedBatch(t *testing.T) {
 				t.Errorf("the bad alert was stored: %v", stored)
 			}
 			wantSent := 5 - tc.wantRejected // blocker, good1, good2, after
-			if tc.code != http.StatusNotFound {
+			if tc.code != http.StatusConflict {
 				for _, n := range []string{"good1", "good2"} {
 					if !slices.Contains(stored, n) {
 						t.Errorf("%s was not delivered; stored %v", n, stored)

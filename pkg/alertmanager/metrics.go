@@ -16,9 +16,16 @@ const (
 	DropRejected      = "rejected"
 	DropShutdown      = "shutdown"
 	DropTargetRemoved = "target_removed"
+	// The bridge is set up wrong for this Alertmanager: it redirects
+	// with a method change (301, 302, 303), or answers 401, 403 or 404.
+	DropRedirect     = "redirect"
+	DropUnauthorized = "unauthorized"
+	DropForbidden    = "forbidden"
+	DropNotFound     = "not_found"
 )
 
-var dropReasons = []string{DropQueueFull, DropExpired, DropRejected, DropShutdown, DropTargetRemoved}
+var dropReasons = []string{DropQueueFull, DropExpired, DropRejected, DropShutdown, DropTargetRemoved,
+	DropRedirect, DropUnauthorized, DropForbidden, DropNotFound}
 
 type metrics struct {
 	sent          *prometheus.CounterVec
@@ -38,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"alertmanager"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "alerts_dropped_total",
-			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed.",
+			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed, and redirect, unauthorized, forbidden, not_found (the bridge is set up wrong for that Alertmanager).",
 		}, []string{"alertmanager", "reason"}),
 		merged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "alerts_merged_total",
@@ -50,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"alertmanager"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "requests_total",
-			Help: "POSTs to an Alertmanager, by outcome: success, retryable_error, rejected, cancelled.",
+			Help: "POSTs to an Alertmanager, by outcome: success, retryable_error, rejected, config_error (a redirect, 401, 403, 404), cancelled.",
 		}, []string{"alertmanager", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "request_duration_seconds",
@@ -75,7 +82,7 @@ func (m *metrics) addTarget(am string, capacity int) {
 	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(am, r)
 	}
-	for _, o := range []outcome{outcomeOK, outcomeRetry, outcomeRejected, outcomeCancelled} {
+	for _, o := range []outcome{outcomeOK, outcomeRetry, outcomeRejected, outcomeConfig, outcomeCancelled} {
 		m.requests.WithLabelValues(am, o.String())
 	}
 	m.queueCapacity.WithLabelValues(am).Set(float64(capacity))

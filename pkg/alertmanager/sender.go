@@ -4,9 +4,18 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
+
+// maxConfigErrorTries is how often a batch is tried against an
+// Alertmanager that answers as if the bridge were set up wrong (a
+// redirect, 401, 403, 404) before it is dropped: a token being rotated or
+// a route being deployed can fix itself, a typo cannot.
+const maxConfigErrorTries = 3
 
 // sender delivers the queue of one Alertmanager, one batch at a time.
 type sender struct {
@@ -17,10 +26,15 @@ type sender struct {
 	logger  *slog.Logger
 	metrics *metrics
 	drops   burstLog
-	// failures counts failed attempts in a row, for the backoff.
-	failures int
-	cancel   context.CancelFunc
-	stopped  chan struct{}
+	// refusals rate-limits the lines about alerts Alertmanager refused
+	// or could not take, per reason.
+	refusals *ratelog.Keyed
+	// failures counts failed attempts in a row, for the backoff;
+	// configFailures those that were configuration errors.
+	failures       int
+	configFailures int
+	cancel         context.CancelFunc
+	stopped        chan struct{}
 }
 
 // run sends until ctx ends, or until the queue is empty once drain is
@@ -87,17 +101,30 @@ func (s *sender) attempt(ctx context.Context) time.Duration {
 		if s.failures > 0 {
 			s.logger.Info("sending alerts works again", "failed_attempts", s.failures)
 		}
-		s.failures = 0
+		s.failures, s.configFailures = 0, 0
 		s.delivered(batch)
 		return 0
+	case outcomeConfig:
+		s.failures++
+		s.configFailures++
+		s.logConfigError(r, len(batch))
+		if s.configFailures < maxConfigErrorTries {
+			s.requeue(batch)
+			return s.backoff()
+		}
+		s.configFailures = 0
+		s.q.finish(batch, func(*entry) bool { return true })
+		s.drop(batch, r.reason)
+		return s.backoff()
 	case outcomeRejected:
-		s.failures = 0
-		if len(batch) > 1 && (r.status == 400 || r.status == 422) {
+		s.failures, s.configFailures = 0, 0
+		if len(batch) > 1 && (r.status == 400 || r.status == 422 || r.status == 413) {
 			// A 400 can be a partial success: Alertmanager stores the
 			// valid alerts of a batch and rejects the others. Find
 			// the rejected ones alert by alert; re-posting the valid
 			// ones only refreshes them, as Alertmanager keys alerts by
-			// their labels.
+			// their labels. A 413 (a proxy's body limit) is split the
+			// same way.
 			s.logger.Debug("batch rejected, resending alert by alert", "status", r.status, "alerts", len(batch), "err", r.Error())
 			if s.split(ctx, batch) {
 				s.failures++
@@ -150,6 +177,11 @@ func (s *sender) split(ctx context.Context, batch []*entry) (retry bool) {
 			results[e] = true
 			s.logRejected([]*entry{e}, r)
 			s.countDrop(e, DropRejected)
+		case outcomeConfig:
+			// Not the alert's fault: keep the rest for the next
+			// attempt, which counts the tries.
+			s.logConfigError(r, 1)
+			retry = true
 		case outcomeRetry:
 			retry = true
 		}
@@ -195,12 +227,37 @@ func (s *sender) rejected(batch []*entry, r response) {
 	}
 }
 
+// logRejected logs refused alerts, at most one line per status code and
+// interval, with the counts held back since the last line.
 func (s *sender) logRejected(batch []*entry, r response) {
+	ok, lines, held := s.refusals.Allow(strconv.Itoa(r.status), s.opts.now(), len(batch))
+	if !ok {
+		return
+	}
 	names := make([]string, 0, min(len(batch), 5))
 	for _, e := range batch[:min(len(batch), 5)] {
 		names = append(names, e.alert.Labels.String())
 	}
-	s.logger.Error("Alertmanager rejected alerts; they are dropped", "status", r.status, "alerts", len(batch), "labels", names, "err", r.Error())
+	s.logger.Error("Alertmanager rejected alerts; they are dropped", "status", r.status, "alerts", len(batch), "labels", names, "err", r.Error(),
+		"rejected_since_last_line", held, "lines_suppressed", lines)
+}
+
+// logConfigError logs, once per reason and interval, an answer that says
+// the bridge is set up wrong for this Alertmanager.
+func (s *sender) logConfigError(r response, alerts int) {
+	ok, lines, held := s.refusals.Allow(r.reason, s.opts.now(), alerts)
+	if !ok {
+		return
+	}
+	args := []any{"status", r.status, "reason", r.reason, "alerts", alerts, "err", r.Error(),
+		"max_tries", maxConfigErrorTries, "alerts_since_last_line", held, "lines_suppressed", lines}
+	msg := "Alertmanager answers as if the bridge were set up wrong; the alerts are not delivered and are dropped after a few tries"
+	if r.reason == DropRedirect {
+		// Following it would turn the POST into a GET.
+		msg = "Alertmanager redirects with a method change (301, 302, 303); alerts.url must point at the Alertmanager itself; the alerts are dropped after a few tries"
+		args = append(args, "location", r.location)
+	}
+	s.logger.Error(msg, args...)
 }
 
 // requeue puts a batch back after a failed attempt. Entries pushed out of
