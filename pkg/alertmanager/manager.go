@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,7 @@ const (
 )
 
 func (o *Options) withDefaults() {
+	defer func() { o.HTTPClient = postOnly(o.HTTPClient) }()
 	if o.QueueCapacity <= 0 {
 		o.QueueCapacity = DefaultQueueCapacity
 	}
@@ -88,7 +90,7 @@ func (o *Options) now() time.Time { return o.Now() }
 // Manager fans alerts out to every Alertmanager, each with its own queue
 // and sender, so a slow or dead one never holds up the others.
 type Manager struct {
-	opts    Options
+	optsp   atomic.Pointer[Options] // replaced whole by SetOptions
 	logger  *slog.Logger
 	metrics *metrics
 
@@ -118,7 +120,6 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 	opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
-		opts:    opts,
 		logger:  logger,
 		metrics: newMetrics(reg),
 		ctx:     ctx,
@@ -126,6 +127,7 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 		drain:   make(chan struct{}),
 		senders: map[string]*sender{},
 	}
+	m.optsp.Store(&opts)
 	m.pending = m.newSender(PendingQueue, nil)
 	m.metrics.addPending(PendingQueue, opts.QueueCapacity)
 	if reg != nil {
@@ -172,7 +174,7 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 		}
 		s := m.newSender(name, base)
 		m.senders[name] = s
-		m.metrics.addTarget(name, m.opts.QueueCapacity)
+		m.metrics.addTarget(name, m.opts().QueueCapacity)
 		added = append(added, s)
 	}
 	if len(added) > 0 {
@@ -189,24 +191,38 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 	m.metrics.targets.Set(float64(len(m.senders)))
 }
 
+func (m *Manager) opts() *Options { return m.optsp.Load() }
+
+// SetOptions replaces the options, as a reload does. Queues keep their
+// alerts; new bounds apply at the next push (a smaller one drops the
+// oldest then, counted as queue_full), and the next request uses the new
+// client, timeout and batch settings.
+func (m *Manager) SetOptions(o Options) {
+	o.withDefaults()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.optsp.Store(&o)
+	for name, s := range m.senders {
+		s.q.setLimits(o.QueueCapacity, int(o.QueueMaxBytes))
+		m.metrics.queueCapacity.WithLabelValues(name).Set(float64(o.QueueCapacity))
+	}
+	m.pending.q.setLimits(o.QueueCapacity, int(o.QueueMaxBytes))
+	m.metrics.queueCapacity.WithLabelValues(PendingQueue).Set(float64(o.QueueCapacity))
+}
+
 func (m *Manager) newSender(name string, base *url.URL) *sender {
 	s := &sender{
 		name:    name,
-		q:       newQueue(m.opts.QueueCapacity),
-		opts:    &m.opts,
+		q:       newQueue(m.opts().QueueCapacity),
+		optsp:   &m.optsp,
 		logger:  m.logger.With("alertmanager", name),
 		metrics: m.metrics,
 		stopped: make(chan struct{}),
 	}
 	if base != nil {
-		s.client = &client{
-			url:       AlertsURL(base).String(),
-			http:      postOnly(m.opts.HTTPClient),
-			timeout:   m.opts.Timeout,
-			userAgent: m.opts.UserAgent,
-		}
+		s.url = AlertsURL(base).String()
 	}
-	s.q.maxBytes = int(m.opts.QueueMaxBytes)
+	s.q.maxBytes = int(m.opts().QueueMaxBytes)
 	s.drops = burstLog{logger: s.logger, every: 10 * time.Second}
 	s.refusals = ratelog.NewKeyed(time.Minute)
 	return s
@@ -217,13 +233,15 @@ func (m *Manager) newSender(name string, base *url.URL) *sender {
 // counted as target_removed. The caller holds m.mu.
 func (m *Manager) handOver(from *sender, entries []*entry, to []*sender) {
 	if len(to) == 0 {
+		// Counted apart too: the series of from go with it.
+		m.metrics.targetRemoved.Add(float64(len(entries)))
 		from.drop(entries, DropTargetRemoved)
 		return
 	}
 	for _, s := range to {
 		if dropped := s.q.adopt(entries); len(dropped) > 0 {
 			s.drop(dropped, DropQueueFull)
-			s.drops.flush(m.opts.now())
+			s.drops.flush(m.opts().now())
 		}
 	}
 	for _, e := range entries {
@@ -254,7 +272,7 @@ func (m *Manager) retire(s *sender, added []*sender) {
 		}
 		m.mu.RUnlock()
 	}
-	s.drops.flush(s.opts.now().Add(time.Hour))
+	s.drops.flush(s.opts().now().Add(time.Hour))
 	m.metrics.removeTarget(s.name)
 	m.logger.Info("stopped sending alerts to Alertmanager", "alertmanager", s.name)
 }
@@ -315,7 +333,7 @@ func (m *Manager) enqueue(s *sender, alerts []*Alert, fps []model.Fingerprint, a
 	}
 	if len(dropped) > 0 {
 		s.drop(dropped, DropQueueFull)
-		s.drops.flush(m.opts.now())
+		s.drops.flush(m.opts().now())
 	}
 }
 
@@ -361,7 +379,7 @@ func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
 			m.pending.countDrop(e, DropShutdown)
 		}
 	}
-	m.pending.drops.flush(m.opts.now().Add(time.Hour))
+	m.pending.drops.flush(m.opts().now().Add(time.Hour))
 
 	close(m.drain)
 	for _, s := range senders {
@@ -380,7 +398,7 @@ func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
 				s.countDrop(e, DropShutdown)
 			}
 		}
-		s.drops.flush(s.opts.now().Add(time.Hour))
+		s.drops.flush(s.opts().now().Add(time.Hour))
 	}
 	return undelivered
 }

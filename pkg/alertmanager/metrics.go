@@ -35,6 +35,9 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	targets       prometheus.Gauge
+	// targetRemoved counts the alerts dropped as target_removed without
+	// the alertmanager label, which goes with the removed Alertmanager.
+	targetRemoved prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,9 +71,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Subsystem: subsystem, Name: "targets",
 			Help: "Alertmanagers alerts are sent to.",
 		}),
+		targetRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "removed_target_dropped_alerts_total",
+			Help: "Alerts dropped because their Alertmanager was removed and no new one took its queue (target_removed); the removed Alertmanager's own series are deleted.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency, m.targets)
+		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency, m.targets, m.targetRemoved)
 	}
 	return m
 }
@@ -98,13 +105,14 @@ func (m *metrics) addPending(name string, capacity int) {
 	m.queueCapacity.WithLabelValues(name).Set(float64(capacity))
 }
 
-// removeTarget deletes the gauges and request series of an Alertmanager
-// that is gone. Its sent, dropped and merged counters stay, so what
-// happened to its alerts (target_removed included) can still be read.
+// removeTarget deletes every series of an Alertmanager that is gone, so
+// that /metrics does not grow with the addresses a StatefulSet's pods ever
+// had. What became of its last alerts is in removed_target_dropped_alerts_total
+// and the log.
 func (m *metrics) removeTarget(am string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.queueCapacity, m.requests, m.latency} {
+	}{m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency} {
 		v.DeletePartialMatch(prometheus.Labels{"alertmanager": am})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
@@ -21,8 +22,8 @@ const maxConfigErrorTries = 3
 type sender struct {
 	name    string // the Alertmanager's URL, as shown in logs and metrics
 	q       *queue
-	client  *client
-	opts    *Options
+	url     string // of the v2 alerts endpoint; "" for the pending queue
+	optsp   *atomic.Pointer[Options]
 	logger  *slog.Logger
 	metrics *metrics
 	drops   burstLog
@@ -36,6 +37,8 @@ type sender struct {
 	cancel         context.CancelFunc
 	stopped        chan struct{}
 }
+
+func (s *sender) opts() *Options { return s.optsp.Load() }
 
 // run sends until ctx ends, or until the queue is empty once drain is
 // closed.
@@ -60,10 +63,10 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 			}
 			continue
 		}
-		if s.opts.BatchWait > 0 && s.q.len() < s.opts.BatchSize && s.failures == 0 {
+		if s.opts().BatchWait > 0 && s.q.len() < s.opts().BatchSize && s.failures == 0 {
 			// Linger so that a burst of events goes out in one request.
 			// Shutdown does not wait for it.
-			t := time.NewTimer(s.opts.BatchWait)
+			t := time.NewTimer(s.opts().BatchWait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -74,7 +77,7 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 			}
 		}
 		wait := s.attempt(ctx)
-		s.drops.flush(s.opts.now())
+		s.drops.flush(s.opts().now())
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -89,8 +92,8 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 
 // attempt sends one batch and says how long to wait before the next try.
 func (s *sender) attempt(ctx context.Context) time.Duration {
-	now := s.opts.now()
-	batch, expired := s.q.take(s.opts.BatchSize, now)
+	now := s.opts().now()
+	batch, expired := s.q.take(s.opts().BatchSize, now)
 	s.drop(expired, DropExpired)
 	if len(batch) == 0 {
 		return 0
@@ -142,7 +145,7 @@ func (s *sender) attempt(ctx context.Context) time.Duration {
 		s.requeue(batch)
 		wait := s.backoff()
 		if r.retryAfter > wait {
-			wait = min(r.retryAfter, s.opts.MaxRetryAfter)
+			wait = min(r.retryAfter, s.opts().MaxRetryAfter)
 		}
 		// Warn on the first failure and now and then during an outage.
 		level := slog.LevelDebug
@@ -162,7 +165,7 @@ func (s *sender) split(ctx context.Context, batch []*entry) (retry bool) {
 		if ctx.Err() != nil || retry {
 			break
 		}
-		if !e.alert.EndsAt.After(s.opts.now()) {
+		if !e.alert.EndsAt.After(s.opts().now()) {
 			results[e] = true
 			s.countDrop(e, DropExpired)
 			continue
@@ -205,7 +208,9 @@ func (s *sender) post(ctx context.Context, batch []*entry) response {
 		return response{outcome: outcomeRejected, err: err}
 	}
 	start := time.Now()
-	r := s.client.post(ctx, body, s.opts.now())
+	o := s.opts()
+	c := client{url: s.url, http: o.HTTPClient, timeout: o.Timeout, userAgent: o.UserAgent}
+	r := c.post(ctx, body, o.now())
 	s.metrics.latency.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
 	s.metrics.requests.WithLabelValues(s.name, r.outcome.String()).Inc()
 	return r
@@ -230,7 +235,7 @@ func (s *sender) rejected(batch []*entry, r response) {
 // logRejected logs refused alerts, at most one line per status code and
 // interval, with the counts held back since the last line.
 func (s *sender) logRejected(batch []*entry, r response) {
-	ok, lines, held := s.refusals.Allow(strconv.Itoa(r.status), s.opts.now(), len(batch))
+	ok, lines, held := s.refusals.Allow(strconv.Itoa(r.status), s.opts().now(), len(batch))
 	if !ok {
 		return
 	}
@@ -245,7 +250,7 @@ func (s *sender) logRejected(batch []*entry, r response) {
 // logConfigError logs, once per reason and interval, an answer that says
 // the bridge is set up wrong for this Alertmanager.
 func (s *sender) logConfigError(r response, alerts int) {
-	ok, lines, held := s.refusals.Allow(r.reason, s.opts.now(), alerts)
+	ok, lines, held := s.refusals.Allow(r.reason, s.opts().now(), alerts)
 	if !ok {
 		return
 	}
@@ -287,11 +292,11 @@ func (s *sender) countDrop(e *entry, reason string) {
 
 // backoff is exponential with full jitter between MinBackoff and MaxBackoff.
 func (s *sender) backoff() time.Duration {
-	d := s.opts.MinBackoff
-	for i := 1; i < s.failures && d < s.opts.MaxBackoff; i++ {
+	d := s.opts().MinBackoff
+	for i := 1; i < s.failures && d < s.opts().MaxBackoff; i++ {
 		d *= 2
 	}
-	d = min(d, s.opts.MaxBackoff)
+	d = min(d, s.opts().MaxBackoff)
 	// Half fixed, half random: spreads the retries of many bridges
 	// without ever retrying at once.
 	return d/2 + rand.N(d/2+1)

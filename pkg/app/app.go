@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,18 +31,31 @@ import (
 
 // App is a running bridge.
 type App struct {
+	// cfg is the configuration at start: what a reload cannot change
+	// (listen address, storage, log, server limits) is read from it.
 	cfg      *config.Config
 	logger   *slog.Logger
 	registry *prometheus.Registry
-	mapping  atomic.Pointer[mapping.Mapping]
+	// state is what a reload replaces, whole.
+	state    atomic.Pointer[state]
 	manager  *alertmanager.Manager
 	discover *alertmanager.Discovery
 	store    *storage.Store // nil without --storage.path
 	metrics  *metrics
-	token    atomic.Pointer[string]
 	ln       net.Listener
 	srv      *http.Server
-	reloadMu sync.Mutex
+
+	loadConfig func() (*config.Config, error)
+	reloads    chan chan error // to the one goroutine that reloads (Run)
+	stopped    chan struct{}   // closed when Run returns
+}
+
+// state is the part of the bridge a reload rebuilds: built first, from
+// everything that can fail, then published with one atomic store.
+type state struct {
+	cfg     *config.Config
+	mapping *mapping.Mapping
+	token   string // "" when no bearer token is required
 }
 
 // Options are what tests change; the zero value is what serve uses.
@@ -51,6 +63,10 @@ type Options struct {
 	// Resolver resolves dns+ and dnssrv+ Alertmanager names; nil means
 	// the system's.
 	Resolver alertmanager.Resolver
+	// LoadConfig reads the configuration again (flags, environment and
+	// --config.file, as at start) on every reload. Nil keeps the
+	// configuration given to New and reloads only the files it names.
+	LoadConfig func() (*config.Config, error)
 }
 
 // New builds everything that can fail and starts listening, so that Addr
@@ -61,7 +77,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
 
 // NewWithOptions is New with test seams.
 func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App, error) {
-	a := &App{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	a := &App{
+		cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), loadConfig: opts.LoadConfig,
+		reloads: make(chan chan error), stopped: make(chan struct{}),
+	}
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -69,31 +88,12 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	)
 	a.metrics = newMetrics(a.registry)
 
-	m, err := LoadMapping(cfg.Mapping.File)
+	st, amOpts, err := build(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.mapping.Store(m)
-	if err := a.loadToken(); err != nil {
-		return nil, err
-	}
-
-	httpClient, err := commoncfg.NewClientFromConfig(cfg.Alertmanager.HTTPConfig, "alertmanager",
-		commoncfg.WithUserAgent(userAgent()))
-	if err != nil {
-		return nil, fmt.Errorf("alertmanager.http_config: %w", err)
-	}
-	a.manager = alertmanager.NewManager(alertmanager.Options{
-		QueueCapacity: cfg.Alertmanager.QueueCapacity,
-		QueueMaxBytes: cfg.Alertmanager.QueueMaxBytes,
-		BatchSize:     cfg.Alertmanager.BatchSize,
-		BatchWait:     cfg.Alertmanager.BatchWait,
-		Timeout:       cfg.Alertmanager.Timeout,
-		MinBackoff:    cfg.Alertmanager.MinBackoff,
-		MaxBackoff:    cfg.Alertmanager.MaxBackoff,
-		HTTPClient:    httpClient,
-		UserAgent:     userAgent(),
-	}, logger, a.registry)
+	a.state.Store(st)
+	a.manager = alertmanager.NewManager(amOpts, logger, a.registry)
 	a.discover = alertmanager.NewDiscovery(sources(cfg.Alertmanager.Targets), opts.Resolver, a.manager, logger, a.registry)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err = a.discover.Refresh(ctx)
@@ -112,7 +112,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	handler := server.New(server.Options{
 		MaxRequestBytes:     cfg.Web.MaxRequestBytes,
 		MaxEventsPerRequest: cfg.Web.MaxEventsPerRequest,
-		BearerToken:         func() string { return *a.token.Load() },
+		BearerToken:         func() string { return a.state.Load().token },
 	}, server.Deps{
 		Logger:   logger,
 		Pipeline: a,
@@ -130,18 +130,51 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	if cfg.Web.ConfigFile != "" {
-		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
-			a.abort()
-			return nil, fmt.Errorf("web.config_file: %w", err)
-		}
-	}
 	a.ln, err = net.Listen("tcp", cfg.Web.ListenAddress)
 	if err != nil {
 		a.abort()
 		return nil, fmt.Errorf("web.listen_address: %w", err)
 	}
 	return a, nil
+}
+
+// build makes, from cfg, everything a reload replaces, and the delivery
+// options; it fails on any bad file, reporting every problem.
+func build(cfg *config.Config) (*state, alertmanager.Options, error) {
+	var errs []error
+	st := &state{cfg: cfg}
+	m, err := LoadMapping(cfg.Mapping.File)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	st.mapping = m
+	if st.token, err = readToken(cfg.Web.BearerTokenFile); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Web.ConfigFile != "" {
+		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
+			errs = append(errs, fmt.Errorf("web.config_file: %w", err))
+		}
+	}
+	httpClient, err := commoncfg.NewClientFromConfig(cfg.Alertmanager.HTTPConfig, "alertmanager",
+		commoncfg.WithUserAgent(userAgent()))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("alertmanager.http_config: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, alertmanager.Options{}, err
+	}
+	return st, alertmanager.Options{
+		QueueCapacity: cfg.Alertmanager.QueueCapacity,
+		QueueMaxBytes: cfg.Alertmanager.QueueMaxBytes,
+		BatchSize:     cfg.Alertmanager.BatchSize,
+		BatchWait:     cfg.Alertmanager.BatchWait,
+		Timeout:       cfg.Alertmanager.Timeout,
+		MinBackoff:    cfg.Alertmanager.MinBackoff,
+		MaxBackoff:    cfg.Alertmanager.MaxBackoff,
+		HTTPClient:    httpClient,
+		UserAgent:     userAgent(),
+	}, nil
 }
 
 // abort undoes New when a later step fails: nothing is delivered, and
@@ -168,20 +201,19 @@ func LoadMapping(path string) (*mapping.Mapping, error) {
 	return mapping.Parse(path, data)
 }
 
-func (a *App) loadToken() error {
-	token := ""
-	if f := a.cfg.Web.BearerTokenFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("web.bearer_token_file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return fmt.Errorf("web.bearer_token_file: %s is empty", f)
-		}
+func readToken(file string) (string, error) {
+	if file == "" {
+		return "", nil
 	}
-	a.token.Store(&token)
-	return nil
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("web.bearer_token_file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("web.bearer_token_file: %s is empty", file)
+	}
+	return token, nil
 }
 
 func sources(ts []config.Target) []alertmanager.Source {
@@ -235,15 +267,16 @@ func (a *App) Registry() *prometheus.Registry { return a.registry }
 
 // Run serves until ctx ends, reloading on every receive from reload. Then
 // it stops taking events, delivers what is queued within the drain
-// timeout, and returns.
+// timeout, and returns. Every reload, from reload or from Reload
+// (POST /-/reload), is done here, one at a time.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
+	defer close(a.stopped)
+	st := a.state.Load()
 	a.logger.Info("starting falco-am-bridge", "version", version.Info(), "listen", a.Addr(),
-		"alertmanagers", strings.Join(a.cfg.Alertmanager.URLs, ","), "mapping", a.mapping.Load().Name())
-	if a.discover.Dynamic() {
-		dctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go a.discover.Run(dctx, a.cfg.Alertmanager.RefreshInterval)
-	}
+		"alertmanagers", strings.Join(st.cfg.Alertmanager.URLs, ","), "mapping", st.mapping.Name())
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.discover.Run(dctx, func() time.Duration { return a.state.Load().cfg.Alertmanager.RefreshInterval })
 	serveErr := make(chan error, 1)
 	go func() {
 		flags := &web.FlagConfig{WebConfigFile: &a.cfg.Web.ConfigFile, WebListenAddresses: &[]string{a.Addr()}, WebSystemdSocket: new(bool)}
@@ -257,9 +290,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-reload:
-			if rerr := a.Reload(); rerr != nil {
-				a.logger.Error("reload failed; keeping the running configuration", "err", rerr)
-			}
+			_ = a.reload()
+		case reply := <-a.reloads:
+			reply <- a.reload()
 		case err = <-serveErr:
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
@@ -272,13 +305,14 @@ loop:
 }
 
 func (a *App) shutdown() {
-	a.logger.Info("shutting down: no new events; delivering queued alerts", "timeout", a.cfg.Alertmanager.DrainTimeout)
+	drain := a.state.Load().cfg.Alertmanager.DrainTimeout
+	a.logger.Info("shutting down: no new events; delivering queued alerts", "timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.logger.Warn("closing HTTP connections", "err", err)
 	}
 	cancel()
-	ctx, cancel = context.WithTimeout(context.Background(), a.cfg.Alertmanager.DrainTimeout)
+	ctx, cancel = context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	durable := a.store != nil
 	left := a.manager.Close(ctx, durable)
@@ -297,28 +331,82 @@ func (a *App) shutdown() {
 	}
 }
 
-// Reload compiles the mapping file and the bearer token again and swaps
-// them in; on any error the running ones stay.
+// Reload asks Run's goroutine to reload and waits for the result.
 func (a *App) Reload() error {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	m, err := LoadMapping(a.cfg.Mapping.File)
+	reply := make(chan error, 1)
+	select {
+	case a.reloads <- reply:
+	case <-a.stopped:
+		return errors.New("shutting down")
+	}
+	return <-reply
+}
+
+// reload reads the configuration again, with the mapping, bearer token,
+// web configuration and HTTP client configuration files it names, builds
+// everything that can fail, and only then swaps the new state in. On any
+// error the running state stays.
+func (a *App) reload() error {
+	cfg := a.state.Load().cfg
+	var err error
+	if a.loadConfig != nil {
+		cfg, err = a.loadConfig()
+	}
+	var st *state
+	var amOpts alertmanager.Options
 	if err == nil {
-		prev := *a.token.Load()
-		err = a.loadToken()
-		if err != nil {
-			a.token.Store(&prev)
-		}
+		st, amOpts, err = build(cfg)
 	}
 	if err != nil {
 		a.metrics.reloadOK.Set(0)
+		a.logger.Error("reload failed; keeping the running configuration", "err", err)
 		return err
 	}
-	a.mapping.Store(m)
+	if changed := restartOnly(a.cfg, cfg); len(changed) > 0 {
+		a.logger.Warn("reload: these settings changed but take effect only at the next start", "keys", strings.Join(changed, ","))
+	}
+	a.state.Store(st)
+	a.manager.SetOptions(amOpts)
+	a.discover.SetSources(sources(cfg.Alertmanager.Targets))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := a.discover.Refresh(ctx); err != nil {
+		a.logger.Error("reload: resolving Alertmanagers failed; keeping their last known addresses", "err", err)
+	}
+	cancel()
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.SetToCurrentTime()
-	a.logger.Info("configuration reloaded", "mapping", m.Name())
+	a.logger.Info("configuration reloaded", "mapping", st.mapping.Name(), "alertmanagers", strings.Join(cfg.Alertmanager.URLs, ","))
 	return nil
+}
+
+// restartOnly lists the settings that differ between was and now and that
+// a reload does not apply: the listener, the durable queue, logging and
+// the server's limits are set up once.
+func restartOnly(was, now *config.Config) []string {
+	var out []string
+	for _, c := range []struct {
+		key     string
+		changed bool
+	}{
+		{"web.listen_address", was.Web.ListenAddress != now.Web.ListenAddress},
+		{"web.config_file", was.Web.ConfigFile != now.Web.ConfigFile},
+		{"web.max_request_bytes", was.Web.MaxRequestBytes != now.Web.MaxRequestBytes},
+		{"web.max_events_per_request", was.Web.MaxEventsPerRequest != now.Web.MaxEventsPerRequest},
+		{"web.read_header_timeout", was.Web.ReadHeaderTimeout != now.Web.ReadHeaderTimeout},
+		{"web.read_timeout", was.Web.ReadTimeout != now.Web.ReadTimeout},
+		{"web.write_timeout", was.Web.WriteTimeout != now.Web.WriteTimeout},
+		{"web.idle_timeout", was.Web.IdleTimeout != now.Web.IdleTimeout},
+		{"storage.path", was.Storage.Path != now.Storage.Path},
+		{"storage.fsync_interval", was.Storage.FsyncInterval != now.Storage.FsyncInterval},
+		{"storage.max_bytes", was.Storage.MaxBytes != now.Storage.MaxBytes},
+		{"log.level", was.Log.Level != now.Log.Level},
+		{"log.format", was.Log.Format != now.Log.Format},
+	} {
+		if c.changed {
+			out = append(out, c.key)
+		}
+	}
+	return out
 }
 
 func (a *App) ready() error { return a.manager.Ready() }
@@ -329,7 +417,7 @@ func (a *App) ready() error { return a.manager.Ready() }
 // years 0 to 9999) is refused on its own, in Accepted.Invalid; the others
 // go on.
 func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted, error) {
-	m := a.mapping.Load()
+	m := a.state.Load().mapping
 	acc := server.Accepted{}
 	alerts := make([]*alertmanager.Alert, 0, len(events))
 	var owners []int // owners[i] is the event of alerts[i], once one was refused
