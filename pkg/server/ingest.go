@@ -194,8 +194,9 @@ func bearerAuth(token func() string) echo.MiddlewareFunc {
 			if want == "" {
 				return next(c)
 			}
-			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+			scheme, got, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+			// The scheme is case-insensitive (RFC 9110, 11.1).
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="falco-am-bridge"`)
 				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token")
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -87,6 +88,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func New(opts Options, deps Deps) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The peer's address, never a header it may have made up.
+	e.IPExtractor = echo.ExtractIPDirect()
 	m := newMetrics(deps.Registry)
 	e.HTTPErrorHandler = errorHandler(deps.Logger)
 	e.Use(countRequests(m))
@@ -132,7 +135,7 @@ func countRequests(m *metrics) echo.MiddlewareFunc {
 					code = http.StatusInternalServerError
 				}
 			}
-			m.requests.WithLabelValues(routeName(c), http.StatusText(code)).Inc()
+			m.requests.WithLabelValues(routeName(c), strconv.Itoa(code)).Inc()
 			return err
 		}
 	}
