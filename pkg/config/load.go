@@ -134,7 +134,7 @@ func options() []option {
 				c.Alertmanager.QueueCapacity, err = v.positiveInt()
 				return
 			}},
-		{flag: "alertmanager.queue-max-bytes", key: "alertmanager.queue_max_bytes", typ: "size", def: "64MiB",
+		{flag: "alertmanager.queue-max-bytes", key: "alertmanager.queue_max_bytes", typ: "size", def: "32MiB",
 			help: "Bytes of alerts held per Alertmanager (approximate: labels, annotations and a fixed overhead per alert); when over, the oldest are dropped.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.QueueMaxBytes, err = v.bytes()
