@@ -259,7 +259,7 @@ func (s *sender) logConfigError(r response, alerts int) {
 	msg := "Alertmanager answers as if the bridge were set up wrong; the alerts are not delivered and are dropped after a few tries"
 	if r.reason == DropRedirect {
 		// Following it would turn the POST into a GET.
-		msg = "Alertmanager redirects with a method change (301, 302, 303); alerts.url must point at the Alertmanager itself; the alerts are dropped after a few tries"
+		msg = "Alertmanager redirects with a method change (301, 302, 303); point alertmanager.urls at the target itself; the alerts are dropped after a few tries"
 		args = append(args, "location", r.location)
 	}
 	s.logger.Error(msg, args...)
