@@ -47,7 +47,7 @@ type App struct {
 
 	loadConfig func() (*config.Config, error)
 	reloads    chan chan error // to the one goroutine that reloads (Run)
-	stopped    chan struct{}   // closed when Run returns
+	stopping   chan struct{}   // closed when Run stops taking reloads
 }
 
 // state is the part of the bridge a reload rebuilds: built first, from
@@ -79,7 +79,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
 func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App, error) {
 	a := &App{
 		cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), loadConfig: opts.LoadConfig,
-		reloads: make(chan chan error), stopped: make(chan struct{}),
+		reloads: make(chan chan error), stopping: make(chan struct{}),
 	}
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -270,7 +270,6 @@ func (a *App) Registry() *prometheus.Registry { return a.registry }
 // timeout, and returns. Every reload, from reload or from Reload
 // (POST /-/reload), is done here, one at a time.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
-	defer close(a.stopped)
 	st := a.state.Load()
 	a.logger.Info("starting falco-am-bridge", "version", version.Info(), "listen", a.Addr(),
 		"alertmanagers", strings.Join(st.cfg.Alertmanager.URLs, ","), "mapping", st.mapping.Name())
@@ -300,6 +299,9 @@ loop:
 			break loop
 		}
 	}
+	// Before shutdown, which waits for handlers: a POST /-/reload now
+	// gets an answer instead of waiting for a loop that is gone.
+	close(a.stopping)
 	a.shutdown()
 	return err
 }
@@ -336,7 +338,7 @@ func (a *App) Reload() error {
 	reply := make(chan error, 1)
 	select {
 	case a.reloads <- reply:
-	case <-a.stopped:
+	case <-a.stopping:
 		return errors.New("shutting down")
 	}
 	return <-reply
