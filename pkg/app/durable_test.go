@@ -139,3 +139,33 @@ func TestStormDoesNotGrowTheSpool(t *testing.T) {
 		t.Errorf("%v records replayed for one alert", got)
 	}
 }
+
+// TestFullSpoolDropsAreCounted: past --storage.max-bytes new alerts are
+// dropped, counted and the request still answered.
+func TestFullSpoolDropsAreCounted(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	dir := t.TempDir()
+	a := startApp(t, "--alertmanager.url="+down.URL, "--storage.path="+dir, "--storage.max-bytes=64KiB", "--alertmanager.drain-timeout=0s")
+	long := strings.Repeat("x", 2000)
+	for i := range 100 {
+		e := strings.Replace(ev("Spool", "Warning"), `"app-0"`, fmt.Sprintf(`"pod-%04d"`, i), 1)
+		e = strings.Replace(e, `"sh -c id"`, `"sh -c `+long+`"`, 1)
+		if r := post(t, a, http.MethodPost, "application/json", "", []byte(e)); r.code != http.StatusAccepted {
+			t.Fatalf("event %d: %d %s", i, r.code, r.body)
+		}
+	}
+	written := metricValue(t, a, "falco_am_bridge_storage_records_written_total")
+	full := metricValue(t, a, "falco_am_bridge_storage_full_dropped_alerts_total")
+	if written+full != 100 || full == 0 || written == 0 {
+		t.Errorf("%v written, %v dropped as full, of 100", written, full)
+	}
+	if b := dirBytes(t, dir); b > 64<<10 {
+		t.Errorf("%d bytes on disk, over storage.max-bytes", b)
+	}
+	if got := metricValue(t, a, "falco_am_bridge_storage_fallback_alerts_total"); got != 0 {
+		t.Errorf("storage_fallback_alerts_total = %v: a full spool drops, it does not fall back", got)
+	}
+}
