@@ -283,7 +283,14 @@ func (q *queue) take(max int, now time.Time) (batch, expired []*entry) {
 
 // finish ends a request for batch. Entries for which done is true leave the
 // queue; the others wait for the next attempt, in the same order.
+//
+// An entry that waits again while a newer one with the same labels arrived
+// during the request is folded into that newer one, as a push would have
+// merged it: the queue keeps one waiting entry per label set however many
+// attempts fail during a storm, and the older records are let go.
 func (q *queue) finish(batch []*entry, done func(*entry) bool) {
+	var released []Ack
+	defer releaseAll(&released)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	// The entries of the batch that were not evicted are still the front
@@ -303,9 +310,20 @@ func (q *queue) finish(batch []*entry, done func(*entry) bool) {
 			q.bytes -= e.size
 			continue
 		}
-		// Waiting again: coalesce into it, unless a newer entry with
-		// the same labels arrived meanwhile.
-		if _, taken := q.byFP[e.fp]; !taken {
+		// Waiting again: coalesce into it, or fold it into a newer
+		// entry with the same labels that arrived meanwhile.
+		if w, taken := q.byFP[e.fp]; taken && w.alert.Labels.Equal(e.alert.Labels) {
+			w.alert = mergeAlerts(e.alert, w.alert)
+			w.merged += e.merged
+			if len(w.acks) > 0 {
+				released = append(released, e.acks...)
+			} else {
+				w.acks = e.acks
+			}
+			e.acks = nil
+			q.bytes -= e.size
+			continue
+		} else if !taken {
 			q.byFP[e.fp] = e
 		}
 		q.items[kept] = e
