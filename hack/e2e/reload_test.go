@@ -17,8 +17,13 @@ import (
 // Alertmanager, and the alerts the old one's queue held (it is down) are
 // handed to the new one rather than lost. A broken file keeps the running
 // configuration and says so in config_last_reload_successful.
+//
+// Not parallel: it stops an Alertmanager and starts others, and a port
+// one test frees can be taken by another test's Alertmanager while a
+// parallel test waits to restart its own there (TestAlertmanagerOutage
+// then delivers to the wrong one). Sequential tests run before the
+// parallel ones.
 func TestReloadSwitchesAlertmanager(t *testing.T) {
-	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
