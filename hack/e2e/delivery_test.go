@@ -254,8 +254,11 @@ func TestDurableQueueSurvivesSIGKILL(t *testing.T) {
 }
 
 // TestRejectedAlertInABatch: Alertmanager stores the valid alerts of a batch
-// and refuses one without labels (here forced by a mapping override); the
-// bridge delivers the rest and counts the refused one.
+// and refuses one without labels; the bridge delivers the rest and counts
+// the refused one. The bridge itself never makes an alert without labels
+// (the mapping and the ingest refuse it), so a proxy in front of the real
+// Alertmanager strips the labels of one alert on the way, as a broken
+// relabelling proxy would.
 func TestRejectedAlertInABatch(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -263,18 +266,30 @@ func TestRejectedAlertInABatch(t *testing.T) {
 	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
 	dir := t.TempDir()
 	am := harness.StartAlertmanager(ctx, t, harness.AlertmanagerOptions{Bin: amBin, ConfigFile: amConfig(t, dir), DataDir: dir})
-
-	var blank []string
-	for _, l := range []string{"alertname", "falco_rule", "severity", "priority", "source", "hostname", "namespace", "pod_name", "container_name"} {
-		blank = append(blank, l+": ''")
-	}
-	override := "overrides:\n  - match: {rule: [Unlabelled]}\n    labels: {" + strings.Join(blank, ", ") + "}"
-	mappingFile := filepath.Join(dir, "mapping.yaml")
-	if err := harness.WriteMappingOverlay(shippedMapping, mappingFile, harness.MappingOverlay{Overrides: override}); err != nil {
+	target, err := url.Parse(am.URL)
+	if err != nil {
 		t.Fatal(err)
 	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	stripper := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var alerts []map[string]any
+		if json.Unmarshal(body, &alerts) == nil {
+			for _, a := range alerts {
+				if l, ok := a["labels"].(map[string]any); ok && l["falco_rule"] == "Unlabelled" {
+					a["labels"] = map[string]any{}
+				}
+			}
+			body, _ = json.Marshal(alerts)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(stripper.Close)
 	bridge := harness.StartBridge(ctx, t, harness.BridgeOptions{
-		Bin: harness.BridgeBinary(t), Alertmanagers: []string{am.URL}, MappingFile: mappingFile,
+		Bin: harness.BridgeBinary(t), Alertmanagers: []string{stripper.URL},
 		Args: []string{"--alertmanager.batch-wait=200ms"},
 	})
 	var batch []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -119,6 +120,11 @@ func (p *Process) Stop() error {
 		}
 	})
 	return p.stopErr
+}
+
+// Signal sends sig to the process, as SIGHUP for a reload.
+func (p *Process) Signal(sig os.Signal) error {
+	return p.cmd.Process.Signal(sig)
 }
 
 // Kill sends SIGKILL, as a crash or the OOM killer would, and waits for the

@@ -3,6 +3,7 @@ package alertmanager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,6 +30,10 @@ const (
 	outcomeRetry             // network error, 5xx, 429: try again later
 	outcomeRejected          // other 4xx: trying again will not help
 	outcomeCancelled         // we gave up waiting (shutdown)
+	// outcomeConfig: the bridge is set up wrong for this Alertmanager (a
+	// redirect that would lose the POST, 401, 403, 404); tried a few
+	// times, then dropped.
+	outcomeConfig
 )
 
 func (o outcome) String() string {
@@ -39,6 +44,8 @@ func (o outcome) String() string {
 		return "retryable_error"
 	case outcomeRejected:
 		return "rejected"
+	case outcomeConfig:
+		return "config_error"
 	default:
 		return "cancelled"
 	}
@@ -51,6 +58,9 @@ type response struct {
 	retryAfter time.Duration
 	body       string // the start of an error body
 	err        error
+	// For outcomeConfig: the drop reason, and where a redirect pointed.
+	reason   string
+	location string
 }
 
 func (r response) Error() string {
@@ -94,11 +104,24 @@ func (c *client) post(ctx context.Context, body []byte, now time.Time) response 
 		_ = resp.Body.Close()
 	}()
 	r := response{status: resp.StatusCode}
-	switch {
-	case resp.StatusCode/100 == 2:
+	switch code := resp.StatusCode; {
+	case code/100 == 2 && resp.Request.Method == http.MethodPost:
+		// Only the answer to a POST of the batch means it was stored.
 		r.outcome = outcomeOK
 		return r
-	case resp.StatusCode/100 == 5, resp.StatusCode == http.StatusTooManyRequests:
+	case code/100 == 2, code/100 == 3:
+		r.outcome, r.reason = outcomeConfig, DropRedirect
+		r.location = resp.Header.Get("Location")
+		if r.location == "" {
+			r.location = resp.Request.URL.Redacted()
+		}
+	case code == http.StatusUnauthorized:
+		r.outcome, r.reason = outcomeConfig, DropUnauthorized
+	case code == http.StatusForbidden:
+		r.outcome, r.reason = outcomeConfig, DropForbidden
+	case code == http.StatusNotFound:
+		r.outcome, r.reason = outcomeConfig, DropNotFound
+	case code/100 == 5, code == http.StatusTooManyRequests:
 		r.outcome = outcomeRetry
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	default:
@@ -107,6 +130,29 @@ func (c *client) post(ctx context.Context, body []byte, now time.Time) response 
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	r.body = strings.TrimSpace(string(b))
 	return r
+}
+
+// postOnly returns c following only the redirects that keep a POST a POST
+// with its body (307, 308), and only when c follows redirects at all
+// (http_config follow_redirects). A 301, 302 or 303 would turn the POST
+// into a GET, whose 2xx says nothing about the alerts; it is returned as
+// it is, and the sender treats it as a configuration error.
+func postOnly(c *http.Client) *http.Client {
+	cc := *c
+	follow := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.Response == nil || (req.Response.StatusCode != http.StatusTemporaryRedirect && req.Response.StatusCode != http.StatusPermanentRedirect) {
+			return http.ErrUseLastResponse
+		}
+		if follow != nil {
+			return follow(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.

@@ -43,14 +43,14 @@ type Resolver interface {
 // address becoming a target with its own queue. When a name fails to
 // resolve, or resolves to nothing, its last known addresses are kept.
 type Discovery struct {
-	sources  []Source
 	resolver Resolver
 	manager  *Manager
 	logger   *slog.Logger
 	failures prometheus.Counter
 
-	mu   sync.Mutex
-	last map[int][]*url.URL // by source index: the last good resolution
+	mu      sync.Mutex
+	sources []Source
+	last    map[string][]*url.URL // by source URL: the last good resolution
 }
 
 // NewDiscovery returns a Discovery for the sources. resolver may be nil for
@@ -65,7 +65,7 @@ func NewDiscovery(sources []Source, resolver Resolver, m *Manager, logger *slog.
 			Namespace: namespace, Subsystem: subsystem, Name: "discovery_failures_total",
 			Help: "DNS lookups of Alertmanager names that failed; the last known addresses were kept.",
 		}),
-		last: map[int][]*url.URL{},
+		last: map[string][]*url.URL{},
 	}
 	if reg != nil {
 		reg.MustRegister(d.failures)
@@ -75,7 +75,35 @@ func NewDiscovery(sources []Source, resolver Resolver, m *Manager, logger *slog.
 
 // Dynamic reports whether any source needs resolving again over time.
 func (d *Discovery) Dynamic() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return slices.ContainsFunc(d.sources, func(s Source) bool { return s.Kind != SourceStatic })
+}
+
+// SetSources replaces the sources, as a reload does; the next Refresh
+// uses them. Names that stay keep their last good resolution.
+func (d *Discovery) SetSources(sources []Source) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sources = sources
+	keep := make(map[string][]*url.URL, len(sources))
+	for _, s := range sources {
+		if urls, ok := d.last[s.Kind.prefix()+s.URL.String()]; ok {
+			keep[s.Kind.prefix()+s.URL.String()] = urls
+		}
+	}
+	d.last = keep
+}
+
+func (k SourceKind) prefix() string {
+	switch k {
+	case SourceDNSA:
+		return "dns+"
+	case SourceDNSSRV:
+		return "dnssrv+"
+	default:
+		return ""
+	}
 }
 
 // Refresh resolves every source once and sets the Manager's targets. It
@@ -85,18 +113,19 @@ func (d *Discovery) Refresh(ctx context.Context) error {
 	defer d.mu.Unlock()
 	var targets []*url.URL
 	var errs []error
-	for i, s := range d.sources {
+	for _, s := range d.sources {
 		if s.Kind == SourceStatic {
 			targets = append(targets, s.URL)
 			continue
 		}
+		key := s.Kind.prefix() + s.URL.String()
 		urls, err := d.resolve(ctx, s)
 		if err != nil {
 			d.failures.Inc()
 			errs = append(errs, err)
-			urls = d.last[i]
+			urls = d.last[key]
 		} else {
-			d.last[i] = urls
+			d.last[key] = urls
 		}
 		targets = append(targets, urls...)
 	}
@@ -104,15 +133,20 @@ func (d *Discovery) Refresh(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Run refreshes every interval until ctx ends.
-func (d *Discovery) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Run refreshes every interval until ctx ends, while any source is a DNS
+// name. interval is asked again after every wait, so a reload can change
+// it.
+func (d *Discovery) Run(ctx context.Context, interval func() time.Duration) {
 	for {
+		t := time.NewTimer(interval())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
+			if !d.Dynamic() {
+				continue
+			}
 			if err := d.Refresh(ctx); err != nil && ctx.Err() == nil {
 				d.logger.Warn("resolving Alertmanagers failed; keeping the last known addresses", "err", err)
 			}

@@ -257,7 +257,9 @@ func TestRetriesUntilDelivered(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	s := &sender{opts: &Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}}
+	var opts atomic.Pointer[Options]
+	opts.Store(&Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	s := &sender{optsp: &opts}
 	for _, tc := range []struct {
 		failures int
 		lo, hi   time.Duration
@@ -351,7 +353,7 @@ func TestRetryAfter(t *testing.T) {
 
 func TestNoRetryOnRejection(t *testing.T) {
 	t.Parallel()
-	for _, code := range []int{http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity} {
+	for _, code := range []int{http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			t.Parallel()
 			f := newFakeAM(t, status(code))
@@ -419,7 +421,7 @@ func TestRejectedBatch(t *testing.T) {
 		{
 			// Another 4xx says nothing about single alerts: the
 			// whole batch is dropped.
-			name: "404", code: http.StatusNotFound,
+			name: "409", code: http.StatusConflict,
 			wantRequests: [][]string{{"blocker"}, {"good1", "bad", "good2"}, {"after"}},
 			wantRejected: 3,
 		},
@@ -459,7 +461,7 @@ func TestRejectedBatch(t *testing.T) {
 				t.Errorf("the bad alert was stored: %v", stored)
 			}
 			wantSent := 5 - tc.wantRejected // blocker, good1, good2, after
-			if tc.code != http.StatusNotFound {
+			if tc.code != http.StatusConflict {
 				for _, n := range []string{"good1", "good2"} {
 					if !slices.Contains(stored, n) {
 						t.Errorf("%s was not delivered; stored %v", n, stored)
@@ -834,15 +836,13 @@ func TestSetTargetsRemovesTarget(t *testing.T) {
 			}
 			// SetTargets returns once the removed sender has stopped.
 			waitClosed(t, "the sender of the removed Alertmanager to stop", s.stopped)
-			// Its counters stay, telling what became of its alerts;
-			// its gauges and request series go.
-			if v := value(t, reg, "alerts_dropped_total", gone.name(), "reason", "target_removed"); v != 3 {
-				t.Errorf("alerts_dropped_total{reason=target_removed} = %v, want 3", v)
+			// Its series go; what became of its alerts is counted
+			// without its label.
+			if v, _ := metricValue(t, reg, metricPrefix+"removed_target_dropped_alerts_total", nil); v != 3 {
+				t.Errorf("removed_target_dropped_alerts_total = %v, want 3", v)
 			}
 			for _, series := range seriesOf(t, reg, gone.name()) {
-				if !strings.Contains(series, "alerts_dropped_total") && !strings.Contains(series, "alerts_sent_total") && !strings.Contains(series, "alerts_merged_total") {
-					t.Errorf("series of the removed Alertmanager kept: %s", series)
-				}
+				t.Errorf("series of the removed Alertmanager kept: %s", series)
 			}
 			for i, a := range acks {
 				// Delivered by one queue, dropped by the other.
@@ -1037,8 +1037,8 @@ func TestReplacedAlertmanagerHandsOverItsQueue(t *testing.T) {
 	m.SetTargets([]*url.URL{fresh.base(), stays.base()})
 	fresh.waitStored(t, "n", "0", "1", "2")
 	waitValue(t, reg, 3, "alerts_sent_total", fresh.name())
-	if v := value(t, reg, "alerts_dropped_total", gone.name(), "reason", DropTargetRemoved); v != 0 {
-		t.Errorf("alerts_dropped_total{reason=target_removed} = %v, want 0: the new address took them", v)
+	if v, _ := metricValue(t, reg, metricPrefix+"removed_target_dropped_alerts_total", nil); v != 0 {
+		t.Errorf("removed_target_dropped_alerts_total = %v, want 0: the new address took them", v)
 	}
 	var got []string
 	for _, vs := range requestValues(stays.seen(), "n") {

@@ -16,9 +16,16 @@ const (
 	DropRejected      = "rejected"
 	DropShutdown      = "shutdown"
 	DropTargetRemoved = "target_removed"
+	// The bridge is set up wrong for this Alertmanager: it redirects
+	// with a method change (301, 302, 303), or answers 401, 403 or 404.
+	DropRedirect     = "redirect"
+	DropUnauthorized = "unauthorized"
+	DropForbidden    = "forbidden"
+	DropNotFound     = "not_found"
 )
 
-var dropReasons = []string{DropQueueFull, DropExpired, DropRejected, DropShutdown, DropTargetRemoved}
+var dropReasons = []string{DropQueueFull, DropExpired, DropRejected, DropShutdown, DropTargetRemoved,
+	DropRedirect, DropUnauthorized, DropForbidden, DropNotFound}
 
 type metrics struct {
 	sent          *prometheus.CounterVec
@@ -28,6 +35,9 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	targets       prometheus.Gauge
+	// targetRemoved counts the alerts dropped as target_removed without
+	// the alertmanager label, which goes with the removed Alertmanager.
+	targetRemoved prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"alertmanager"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "alerts_dropped_total",
-			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed.",
+			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed, and redirect, unauthorized, forbidden, not_found (the bridge is set up wrong for that Alertmanager).",
 		}, []string{"alertmanager", "reason"}),
 		merged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "alerts_merged_total",
@@ -50,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"alertmanager"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "requests_total",
-			Help: "POSTs to an Alertmanager, by outcome: success, retryable_error, rejected, cancelled.",
+			Help: "POSTs to an Alertmanager, by outcome: success, retryable_error, rejected, config_error (a redirect, 401, 403, 404), cancelled.",
 		}, []string{"alertmanager", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "request_duration_seconds",
@@ -61,9 +71,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Subsystem: subsystem, Name: "targets",
 			Help: "Alertmanagers alerts are sent to.",
 		}),
+		targetRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "removed_target_dropped_alerts_total",
+			Help: "Alerts dropped because their Alertmanager was removed and no new one took its queue (target_removed); the removed Alertmanager's own series are deleted.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency, m.targets)
+		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency, m.targets, m.targetRemoved)
 	}
 	return m
 }
@@ -75,7 +89,7 @@ func (m *metrics) addTarget(am string, capacity int) {
 	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(am, r)
 	}
-	for _, o := range []outcome{outcomeOK, outcomeRetry, outcomeRejected, outcomeCancelled} {
+	for _, o := range []outcome{outcomeOK, outcomeRetry, outcomeRejected, outcomeConfig, outcomeCancelled} {
 		m.requests.WithLabelValues(am, o.String())
 	}
 	m.queueCapacity.WithLabelValues(am).Set(float64(capacity))
@@ -91,13 +105,14 @@ func (m *metrics) addPending(name string, capacity int) {
 	m.queueCapacity.WithLabelValues(name).Set(float64(capacity))
 }
 
-// removeTarget deletes the gauges and request series of an Alertmanager
-// that is gone. Its sent, dropped and merged counters stay, so what
-// happened to its alerts (target_removed included) can still be read.
+// removeTarget deletes every series of an Alertmanager that is gone, so
+// that /metrics does not grow with the addresses a StatefulSet's pods ever
+// had. What became of its last alerts is in removed_target_dropped_alerts_total
+// and the log.
 func (m *metrics) removeTarget(am string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.queueCapacity, m.requests, m.latency} {
+	}{m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency} {
 		v.DeletePartialMatch(prometheus.Labels{"alertmanager": am})
 	}
 }
@@ -105,24 +120,31 @@ func (m *metrics) removeTarget(am string) {
 // queueLengths reports the length of every queue when scraped, so the
 // figure is current even while a sender sleeps between retries.
 type queueLengths struct {
-	m    *Manager
-	desc *prometheus.Desc
+	m     *Manager
+	desc  *prometheus.Desc
+	bytes *prometheus.Desc
 }
 
 func newQueueLengths(m *Manager) *queueLengths {
 	return &queueLengths{m: m, desc: prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, subsystem, "queue_length"),
 		"Alerts waiting in the queue of an Alertmanager, those being sent included; alertmanager=\"pending\" holds alerts while no Alertmanager is known.",
-		[]string{"alertmanager"}, nil)}
+		[]string{"alertmanager"}, nil),
+		bytes: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, subsystem, "queue_bytes"),
+			"Approximate bytes of the alerts in the queue of an Alertmanager; alertmanager.queue_max_bytes caps it.",
+			[]string{"alertmanager"}, nil)}
 }
 
-func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.bytes }
 
 func (c *queueLengths) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.RLock()
 	defer c.m.mu.RUnlock()
 	for name, s := range c.m.senders {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.q.len()), name)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.q.size()), name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(c.m.pending.q.len()), PendingQueue)
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(c.m.pending.q.size()), PendingQueue)
 }

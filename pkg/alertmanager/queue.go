@@ -32,6 +32,7 @@ type entry struct {
 	// enc is the alert encoded for the wire, shared by the queues of
 	// every Alertmanager; nil until needed after a merge.
 	enc []byte
+	size int // approxSize of alert
 
 	inflight bool // part of the request being sent
 	evicted  bool // pushed out of the queue while in flight
@@ -70,8 +71,23 @@ func (e *entry) wire() *Alert {
 	return &a
 }
 
-// queue is a bounded FIFO of alerts for one Alertmanager. When full it drops
-// the oldest. Alerts with the same labels waiting together are coalesced
+// approxSize estimates the memory an alert holds in a queue: its label and
+// annotation strings, plus a fixed overhead for the maps, times and entry.
+// It bounds queues in bytes; it need not be exact, only proportional.
+func approxSize(a *Alert) int {
+	const overhead, perPair = 256, 32
+	n := overhead + len(a.GeneratorURL)
+	for k, v := range a.Labels {
+		n += perPair + len(k) + len(v)
+	}
+	for k, v := range a.Annotations {
+		n += perPair + len(k) + len(v)
+	}
+	return n
+}
+
+// queue is a bounded FIFO of alerts for one Alertmanager, bounded both in
+// alerts and in bytes. When full it drops the oldest. Alerts with the same labels waiting together are coalesced
 // into one entry, so a storm of events from one rule costs one slot. The
 // entries being sent stay in the queue, at its front, until the request is
 // over: they count against the capacity, and drop-oldest can evict them.
@@ -81,6 +97,8 @@ type queue struct {
 	start    int
 	byFP     map[model.Fingerprint]*entry // waiting entries, for coalescing
 	capacity int
+	maxBytes int // 0: no byte bound
+	bytes    int // approxSize of every entry, those in flight included
 	wake     chan struct{}
 }
 
@@ -98,10 +116,25 @@ func (q *queue) len() int {
 	return len(q.items) - q.start
 }
 
+// size returns the bytes the queue holds, as approxSize counts them.
+func (q *queue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
 func (q *queue) full() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items)-q.start >= q.capacity
+	return len(q.items)-q.start >= q.capacity || (q.maxBytes > 0 && q.bytes >= q.maxBytes)
+}
+
+// setLimits changes the bounds; a smaller bound takes effect at the next
+// push, which drops the oldest as usual.
+func (q *queue) setLimits(capacity, maxBytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.capacity, q.maxBytes = capacity, maxBytes
 }
 
 // push adds alerts in their order, all under one lock and with one wake-up,
@@ -111,17 +144,19 @@ func (q *queue) full() bool {
 // request ends). fps holds the fingerprint of each alert, and encs, when
 // not nil, its encoding.
 func (q *queue) push(alerts []*Alert, fps []model.Fingerprint, encs [][]byte, ack Ack) (merged int, dropped []*entry) {
+	var released []Ack
+	defer releaseAll(&released)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, a := range alerts {
-		e := &entry{alert: a, fp: fps[i], merged: 1}
+		e := &entry{alert: a, fp: fps[i], merged: 1, size: approxSize(a)}
 		if encs != nil {
 			e.enc = encs[i]
 		}
 		if ack != nil {
 			e.acks = []Ack{ack}
 		}
-		if q.addLocked(e, &dropped) {
+		if q.addLocked(e, &dropped, &released) {
 			merged++
 		}
 	}
@@ -129,34 +164,56 @@ func (q *queue) push(alerts []*Alert, fps []model.Fingerprint, encs [][]byte, ac
 	return merged, dropped
 }
 
+// releaseAll lets go of acks once the queue's lock is released: the last
+// Done of a durable segment removes its file.
+func releaseAll(acks *[]Ack) {
+	for _, a := range *acks {
+		a.Done()
+	}
+}
+
 // adopt queues copies of entries taken from another queue, holding each of
 // their acks once more; the caller lets go of the originals. It returns the
 // entries dropped to make room.
 func (q *queue) adopt(entries []*entry) (dropped []*entry) {
+	var released []Ack
+	defer releaseAll(&released)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, e := range entries {
-		c := &entry{alert: e.alert, fp: e.fp, merged: e.merged, acks: slices.Clone(e.acks), enc: e.enc}
+		c := &entry{alert: e.alert, fp: e.fp, merged: e.merged, acks: slices.Clone(e.acks), size: e.size, enc: e.enc}
 		for _, a := range c.acks {
 			a.Add(1)
 		}
-		q.addLocked(c, &dropped)
+		q.addLocked(c, &dropped, &released)
 	}
 	q.wakeUp()
 	return dropped
 }
 
 // addLocked merges e into the waiting entry with the same labels, or puts
-// it at the back, dropping the oldest entries when the queue is full.
-func (q *queue) addLocked(e *entry, dropped *[]*entry) (merged bool) {
+// it at the back, dropping the oldest entries when the queue is full (in
+// alerts or in bytes).
+//
+// A merge keeps only the acks of e, the newer alert, and puts those of the
+// waiting entry in released: e's record stands for both (the same labels,
+// the newest annotations), so durable storage need not keep the older
+// records, and a storm of one alert does not grow the disk. What a replay
+// then loses is the earlier startsAt and the merge count, never the alert.
+func (q *queue) addLocked(e *entry, dropped *[]*entry, released *[]Ack) (merged bool) {
 	if w, ok := q.byFP[e.fp]; ok && w.alert.Labels.Equal(e.alert.Labels) {
 		w.alert = mergeAlerts(w.alert, e.alert)
 		w.merged += e.merged
 		w.enc = nil
-		w.acks = append(w.acks, e.acks...)
+		if len(e.acks) > 0 {
+			*released = append(*released, w.acks...)
+			w.acks = e.acks
+		}
+		q.bytes += e.size - w.size
+		w.size = e.size
 		return true
 	}
-	for len(q.items)-q.start >= q.capacity {
+	for len(q.items)-q.start > 0 && (len(q.items)-q.start >= q.capacity || (q.maxBytes > 0 && q.bytes+e.size > q.maxBytes)) {
 		old := q.popFront()
 		if old.inflight {
 			old.evicted = true
@@ -166,6 +223,7 @@ func (q *queue) addLocked(e *entry, dropped *[]*entry) (merged bool) {
 	}
 	q.items = append(q.items, e)
 	q.byFP[e.fp] = e
+	q.bytes += e.size
 	return false
 }
 
@@ -193,6 +251,7 @@ func (q *queue) popFront() *entry {
 	e := q.items[q.start]
 	q.items[q.start] = nil
 	q.start++
+	q.bytes -= e.size
 	q.forget(e)
 	q.compact()
 	return e
@@ -226,6 +285,7 @@ func (q *queue) take(max int, now time.Time) (batch, expired []*entry) {
 		q.forget(e)
 		if e.alert.expired(now) {
 			expired = append(expired, e)
+			q.bytes -= e.size
 			continue
 		}
 		e.inflight = true
@@ -243,7 +303,14 @@ func (q *queue) take(max int, now time.Time) (batch, expired []*entry) {
 
 // finish ends a request for batch. Entries for which done is true leave the
 // queue; the others wait for the next attempt, in the same order.
+//
+// An entry that waits again while a newer one with the same labels arrived
+// during the request is folded into that newer one, as a push would have
+// merged it: the queue keeps one waiting entry per label set however many
+// attempts fail during a storm, and the older records are let go.
 func (q *queue) finish(batch []*entry, done func(*entry) bool) {
+	var released []Ack
+	defer releaseAll(&released)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	// The entries of the batch that were not evicted are still the front
@@ -260,11 +327,23 @@ func (q *queue) finish(batch []*entry, done func(*entry) bool) {
 		e := q.items[r]
 		e.inflight = false
 		if done(e) {
+			q.bytes -= e.size
 			continue
 		}
-		// Waiting again: coalesce into it, unless a newer entry with
-		// the same labels arrived meanwhile.
-		if _, taken := q.byFP[e.fp]; !taken {
+		// Waiting again: coalesce into it, or fold it into a newer
+		// entry with the same labels that arrived meanwhile.
+		if w, taken := q.byFP[e.fp]; taken && w.alert.Labels.Equal(e.alert.Labels) {
+			w.alert = mergeAlerts(e.alert, w.alert)
+			w.merged += e.merged
+			if len(w.acks) > 0 {
+				released = append(released, e.acks...)
+			} else {
+				w.acks = e.acks
+			}
+			e.acks = nil
+			q.bytes -= e.size
+			continue
+		} else if !taken {
 			q.byFP[e.fp] = e
 		}
 		q.items[kept] = e
@@ -283,6 +362,7 @@ func (q *queue) drain() []*entry {
 	left := make([]*entry, 0, len(q.items)-q.start)
 	left = append(left, q.items[q.start:]...)
 	q.items, q.start = nil, 0
+	q.bytes = 0
 	clear(q.byFP)
 	return left
 }

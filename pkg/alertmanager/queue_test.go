@@ -218,23 +218,55 @@ func TestQueueDoesNotCoalesceIntoInFlight(t *testing.T) {
 		t.Fatalf("in-flight entry merged = %d, want 1", batch[0].merged)
 	}
 
-	// The request failed: the old entry waits again, and further events
-	// go into the newer entry, whose content is the most recent.
+	// The request failed: the old entry is folded into the newer one,
+	// whose content is the most recent, so one entry per labels waits;
+	// further events go into it.
 	q.finish(batch, notDone)
-	checkContents(t, q, "a", "a")
+	checkContents(t, q, "a")
 	a3 := testAlert("n", "a")
 	a3.Annotations = model.LabelSet{"v": "3"}
 	if merged, _ := push1(q, a3, nil); !merged {
 		t.Fatal("alert not merged into a waiting entry")
 	}
 	q.mu.Lock()
-	first, second := q.items[q.start], q.items[q.start+1]
+	only := q.items[q.start]
 	q.mu.Unlock()
-	if first.merged != 1 || second.merged != 2 {
-		t.Errorf("merged counts %d, %d; want 1, 2 (the newer entry takes the event)", first.merged, second.merged)
+	if only.merged != 3 {
+		t.Errorf("merged count %d, want 3 (both events and the one folded in)", only.merged)
 	}
-	if got := second.alert.Annotations["v"]; got != "3" {
-		t.Errorf("newer entry annotation v = %q, want 3", got)
+	if got := only.alert.Annotations["v"]; got != "3" {
+		t.Errorf("annotation v = %q, want 3", got)
+	}
+}
+
+// TestFailedAttemptsDuringAStormLeaveOneEntry: every failed attempt of a
+// storm's alert meets a newer entry pushed while it was in flight; the
+// two are folded together when the attempt ends, so the queue holds one
+// entry, holding only the newest record.
+func TestFailedAttemptsDuringAStormLeaveOneEntry(t *testing.T) {
+	q := newQueue(100)
+	var acks []*countingAck
+	push := func() {
+		a := &countingAck{}
+		acks = append(acks, a)
+		push1(q, testAlert("n", "storm"), a)
+	}
+	push()
+	for range 20 {
+		batch, _ := q.take(10, time.Now())
+		push() // while the request is out
+		q.finish(batch, notDone)
+		if n := q.len(); n != 1 {
+			t.Fatalf("%d entries after a failed attempt, want 1", n)
+		}
+	}
+	for i, a := range acks[:len(acks)-1] {
+		if a.count() != 1 {
+			t.Fatalf("record %d: Done %d times, want 1 (folded into a newer one)", i, a.count())
+		}
+	}
+	if acks[len(acks)-1].count() != 0 {
+		t.Fatal("the newest record was let go while its alert waits")
 	}
 }
 
@@ -509,8 +541,21 @@ func TestQueueModel(t *testing.T) {
 					}
 					// Asked about an entry outside the batch, say done: a
 					// finish that strays beyond the batch removes it.
+					// An entry that waits again is folded into a
+					// waiting entry with the same labels, if any.
+					folded := map[*entry]bool{}
+					for _, e := range inflight {
+						if done[e] || e.evicted {
+							continue
+						}
+						for _, w := range ref {
+							if !slices.Contains(inflight, w) && w.alert.Labels.Equal(e.alert.Labels) {
+								folded[e] = true
+							}
+						}
+					}
 					q.finish(inflight, func(e *entry) bool { d, ok := done[e]; return d || !ok })
-					ref = slices.DeleteFunc(ref, func(e *entry) bool { return done[e] })
+					ref = slices.DeleteFunc(ref, func(e *entry) bool { return done[e] || folded[e] })
 					inflight = nil
 				}
 				q.mu.Lock()

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,19 +33,32 @@ import (
 
 // App is a running bridge.
 type App struct {
+	// cfg is the configuration at start: what a reload cannot change
+	// (listen address, storage, log, server limits) is read from it.
 	cfg      *config.Config
 	logger   *slog.Logger
 	registry *prometheus.Registry
-	mapping  atomic.Pointer[mapping.Mapping]
+	// state is what a reload replaces, whole.
+	state    atomic.Pointer[state]
 	manager  *alertmanager.Manager
 	discover *alertmanager.Discovery
 	store    *storage.Store // nil without --storage.path
 	sensors  *sensors.Tracker
 	metrics  *metrics
-	token    atomic.Pointer[string]
 	ln       net.Listener
 	srv      *http.Server
-	reloadMu sync.Mutex
+
+	loadConfig func() (*config.Config, error)
+	reloads    chan chan error // to the one goroutine that reloads (Run)
+	stopping   chan struct{}   // closed when Run stops taking reloads
+}
+
+// state is the part of the bridge a reload rebuilds: built first, from
+// everything that can fail, then published with one atomic store.
+type state struct {
+	cfg     *config.Config
+	mapping *mapping.Mapping
+	token   string // "" when no bearer token is required
 }
 
 // Options are what tests change; the zero value is what serve uses.
@@ -54,6 +66,10 @@ type Options struct {
 	// Resolver resolves dns+ and dnssrv+ Alertmanager names; nil means
 	// the system's.
 	Resolver alertmanager.Resolver
+	// LoadConfig reads the configuration again (flags, environment and
+	// --config.file, as at start) on every reload. Nil keeps the
+	// configuration given to New and reloads only the files it names.
+	LoadConfig func() (*config.Config, error)
 }
 
 // New builds everything that can fail and starts listening, so that Addr
@@ -64,7 +80,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
 
 // NewWithOptions is New with test seams.
 func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App, error) {
-	a := &App{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	a := &App{
+		cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), loadConfig: opts.LoadConfig,
+		reloads: make(chan chan error), stopping: make(chan struct{}),
+	}
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -72,34 +91,16 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	)
 	a.metrics = newMetrics(a.registry)
 
-	m, err := LoadMapping(cfg.Mapping.File)
+	st, amOpts, err := build(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.mapping.Store(m)
-	if err := a.loadToken(); err != nil {
-		return nil, err
-	}
-
-	httpClient, err := commoncfg.NewClientFromConfig(cfg.Alertmanager.HTTPConfig, "alertmanager",
-		commoncfg.WithUserAgent(userAgent()))
-	if err != nil {
-		return nil, fmt.Errorf("alertmanager.http_config: %w", err)
-	}
-	a.manager = alertmanager.NewManager(alertmanager.Options{
-		QueueCapacity: cfg.Alertmanager.QueueCapacity,
-		BatchSize:     cfg.Alertmanager.BatchSize,
-		BatchWait:     cfg.Alertmanager.BatchWait,
-		Timeout:       cfg.Alertmanager.Timeout,
-		MinBackoff:    cfg.Alertmanager.MinBackoff,
-		MaxBackoff:    cfg.Alertmanager.MaxBackoff,
-		HTTPClient:    httpClient,
-		UserAgent:     userAgent(),
-	}, logger, a.registry)
+	a.state.Store(st)
+	a.manager = alertmanager.NewManager(amOpts, logger, a.registry)
 	a.sensors = sensors.New(sensors.Options{
 		MaxTracked:   cfg.Sensors.MaxTracked,
 		SilentAfter:  cfg.Sensors.SilentAfter,
-		StaticLabels: func() model.LabelSet { return a.mapping.Load().StaticLabels() },
+		StaticLabels: func() model.LabelSet { return a.state.Load().mapping.StaticLabels() },
 	}, a.manager, logger, a.registry)
 	a.discover = alertmanager.NewDiscovery(sources(cfg.Alertmanager.Targets), opts.Resolver, a.manager, logger, a.registry)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -119,7 +120,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	handler := server.New(server.Options{
 		MaxRequestBytes:     cfg.Web.MaxRequestBytes,
 		MaxEventsPerRequest: cfg.Web.MaxEventsPerRequest,
-		BearerToken:         func() string { return *a.token.Load() },
+		BearerToken:         func() string { return a.state.Load().token },
 	}, server.Deps{
 		Logger:   logger,
 		Pipeline: a,
@@ -137,18 +138,51 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	if cfg.Web.ConfigFile != "" {
-		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
-			a.abort()
-			return nil, fmt.Errorf("web.config_file: %w", err)
-		}
-	}
 	a.ln, err = net.Listen("tcp", cfg.Web.ListenAddress)
 	if err != nil {
 		a.abort()
 		return nil, fmt.Errorf("web.listen_address: %w", err)
 	}
 	return a, nil
+}
+
+// build makes, from cfg, everything a reload replaces, and the delivery
+// options; it fails on any bad file, reporting every problem.
+func build(cfg *config.Config) (*state, alertmanager.Options, error) {
+	var errs []error
+	st := &state{cfg: cfg}
+	m, err := LoadMapping(cfg.Mapping.File)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	st.mapping = m
+	if st.token, err = readToken(cfg.Web.BearerTokenFile); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Web.ConfigFile != "" {
+		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
+			errs = append(errs, fmt.Errorf("web.config_file: %w", err))
+		}
+	}
+	httpClient, err := commoncfg.NewClientFromConfig(cfg.Alertmanager.HTTPConfig, "alertmanager",
+		commoncfg.WithUserAgent(userAgent()))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("alertmanager.http_config: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, alertmanager.Options{}, err
+	}
+	return st, alertmanager.Options{
+		QueueCapacity: cfg.Alertmanager.QueueCapacity,
+		QueueMaxBytes: cfg.Alertmanager.QueueMaxBytes,
+		BatchSize:     cfg.Alertmanager.BatchSize,
+		BatchWait:     cfg.Alertmanager.BatchWait,
+		Timeout:       cfg.Alertmanager.Timeout,
+		MinBackoff:    cfg.Alertmanager.MinBackoff,
+		MaxBackoff:    cfg.Alertmanager.MaxBackoff,
+		HTTPClient:    httpClient,
+		UserAgent:     userAgent(),
+	}, nil
 }
 
 // abort undoes New when a later step fails: nothing is delivered, and
@@ -175,20 +209,19 @@ func LoadMapping(path string) (*mapping.Mapping, error) {
 	return mapping.Parse(path, data)
 }
 
-func (a *App) loadToken() error {
-	token := ""
-	if f := a.cfg.Web.BearerTokenFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("web.bearer_token_file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return fmt.Errorf("web.bearer_token_file: %s is empty", f)
-		}
+func readToken(file string) (string, error) {
+	if file == "" {
+		return "", nil
 	}
-	a.token.Store(&token)
-	return nil
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("web.bearer_token_file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("web.bearer_token_file: %s is empty", file)
+	}
+	return token, nil
 }
 
 func sources(ts []config.Target) []alertmanager.Source {
@@ -208,19 +241,25 @@ func sources(ts []config.Target) []alertmanager.Source {
 
 // openStorage opens the durable queue and queues what a previous run left.
 func (a *App) openStorage() error {
-	store, replayed, err := storage.Open(a.cfg.Storage.Path, storage.Options{FsyncInterval: a.cfg.Storage.FsyncInterval}, a.logger, a.registry)
+	store, err := storage.Open(a.cfg.Storage.Path, storage.Options{
+		FsyncInterval: a.cfg.Storage.FsyncInterval, MaxBytes: a.cfg.Storage.MaxBytes,
+	}, a.logger, a.registry)
 	if err != nil {
 		return err
 	}
-	for _, r := range replayed {
-		if _, err := a.manager.Send(r.Alert, r.Ack); err != nil {
-			store.Close()
-			return err
-		}
+	// One record at a time into the queues, which coalesce and bound
+	// them: replay takes the memory of the queues, not of the files.
+	replayed, err := store.Replay(func(al *alertmanager.Alert, ack *storage.Segment) error {
+		_, err := a.manager.Send(al, ack)
+		return err
+	})
+	if err != nil {
+		store.Close()
+		return err
 	}
 	store.ReplayDone()
-	if len(replayed) > 0 {
-		a.logger.Info("durable queue: alerts of a previous run queued again", "alerts", len(replayed), "path", a.cfg.Storage.Path)
+	if replayed > 0 {
+		a.logger.Info("durable queue: alerts of a previous run queued again", "alerts", replayed, "path", a.cfg.Storage.Path)
 	}
 	a.store = store
 	return nil
@@ -236,15 +275,15 @@ func (a *App) Registry() *prometheus.Registry { return a.registry }
 
 // Run serves until ctx ends, reloading on every receive from reload. Then
 // it stops taking events, delivers what is queued within the drain
-// timeout, and returns.
+// timeout, and returns. Every reload, from reload or from Reload
+// (POST /-/reload), is done here, one at a time.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
+	st := a.state.Load()
 	a.logger.Info("starting falco-am-bridge", "version", version.Info(), "listen", a.Addr(),
-		"alertmanagers", strings.Join(a.cfg.Alertmanager.URLs, ","), "mapping", a.mapping.Load().Name())
-	if a.discover.Dynamic() {
-		dctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go a.discover.Run(dctx, a.cfg.Alertmanager.RefreshInterval)
-	}
+		"alertmanagers", strings.Join(st.cfg.Alertmanager.URLs, ","), "mapping", st.mapping.Name())
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.discover.Run(dctx, func() time.Duration { return a.state.Load().cfg.Alertmanager.RefreshInterval })
 	sctx, stopSensors := context.WithCancel(ctx)
 	sensorsDone := make(chan struct{})
 	go func() { a.sensors.Run(sctx); close(sensorsDone) }()
@@ -261,9 +300,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-reload:
-			if rerr := a.Reload(); rerr != nil {
-				a.logger.Error("reload failed; keeping the running configuration", "err", rerr)
-			}
+			_ = a.reload()
+		case reply := <-a.reloads:
+			reply <- a.reload()
 		case err = <-serveErr:
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
@@ -271,6 +310,9 @@ loop:
 			break loop
 		}
 	}
+	// Before shutdown, which waits for handlers: a POST /-/reload now
+	// gets an answer instead of waiting for a loop that is gone.
+	close(a.stopping)
 	stopSensors()
 	<-sensorsDone
 	a.shutdown()
@@ -278,13 +320,14 @@ loop:
 }
 
 func (a *App) shutdown() {
-	a.logger.Info("shutting down: no new events; delivering queued alerts", "timeout", a.cfg.Alertmanager.DrainTimeout)
+	drain := a.state.Load().cfg.Alertmanager.DrainTimeout
+	a.logger.Info("shutting down: no new events; delivering queued alerts", "timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.logger.Warn("closing HTTP connections", "err", err)
 	}
 	cancel()
-	ctx, cancel = context.WithTimeout(context.Background(), a.cfg.Alertmanager.DrainTimeout)
+	ctx, cancel = context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	durable := a.store != nil
 	left := a.manager.Close(ctx, durable)
@@ -303,38 +346,96 @@ func (a *App) shutdown() {
 	}
 }
 
-// Reload compiles the mapping file and the bearer token again and swaps
-// them in; on any error the running ones stay.
+// Reload asks Run's goroutine to reload and waits for the result.
 func (a *App) Reload() error {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	m, err := LoadMapping(a.cfg.Mapping.File)
+	reply := make(chan error, 1)
+	select {
+	case a.reloads <- reply:
+	case <-a.stopping:
+		return errors.New("shutting down")
+	}
+	return <-reply
+}
+
+// reload reads the configuration again, with the mapping, bearer token,
+// web configuration and HTTP client configuration files it names, builds
+// everything that can fail, and only then swaps the new state in. On any
+// error the running state stays.
+func (a *App) reload() error {
+	cfg := a.state.Load().cfg
+	var err error
+	if a.loadConfig != nil {
+		cfg, err = a.loadConfig()
+	}
+	var st *state
+	var amOpts alertmanager.Options
 	if err == nil {
-		prev := *a.token.Load()
-		err = a.loadToken()
-		if err != nil {
-			a.token.Store(&prev)
-		}
+		st, amOpts, err = build(cfg)
 	}
 	if err != nil {
 		a.metrics.reloadOK.Set(0)
+		a.logger.Error("reload failed; keeping the running configuration", "err", err)
 		return err
 	}
-	a.mapping.Store(m)
+	if changed := restartOnly(a.cfg, cfg); len(changed) > 0 {
+		a.logger.Warn("reload: these settings changed but take effect only at the next start", "keys", strings.Join(changed, ","))
+	}
+	a.state.Store(st)
+	a.manager.SetOptions(amOpts)
+	a.discover.SetSources(sources(cfg.Alertmanager.Targets))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := a.discover.Refresh(ctx); err != nil {
+		a.logger.Error("reload: resolving Alertmanagers failed; keeping their last known addresses", "err", err)
+	}
+	cancel()
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.SetToCurrentTime()
-	a.logger.Info("configuration reloaded", "mapping", m.Name())
+	a.logger.Info("configuration reloaded", "mapping", st.mapping.Name(), "alertmanagers", strings.Join(cfg.Alertmanager.URLs, ","))
 	return nil
+}
+
+// restartOnly lists the settings that differ between was and now and that
+// a reload does not apply: the listener, the durable queue, logging and
+// the server's limits are set up once.
+func restartOnly(was, now *config.Config) []string {
+	var out []string
+	for _, c := range []struct {
+		key     string
+		changed bool
+	}{
+		{"web.listen_address", was.Web.ListenAddress != now.Web.ListenAddress},
+		{"web.config_file", was.Web.ConfigFile != now.Web.ConfigFile},
+		{"web.max_request_bytes", was.Web.MaxRequestBytes != now.Web.MaxRequestBytes},
+		{"web.max_events_per_request", was.Web.MaxEventsPerRequest != now.Web.MaxEventsPerRequest},
+		{"web.read_header_timeout", was.Web.ReadHeaderTimeout != now.Web.ReadHeaderTimeout},
+		{"web.read_timeout", was.Web.ReadTimeout != now.Web.ReadTimeout},
+		{"web.write_timeout", was.Web.WriteTimeout != now.Web.WriteTimeout},
+		{"web.idle_timeout", was.Web.IdleTimeout != now.Web.IdleTimeout},
+		{"storage.path", was.Storage.Path != now.Storage.Path},
+		{"storage.fsync_interval", was.Storage.FsyncInterval != now.Storage.FsyncInterval},
+		{"storage.max_bytes", was.Storage.MaxBytes != now.Storage.MaxBytes},
+		{"log.level", was.Log.Level != now.Log.Level},
+		{"log.format", was.Log.Format != now.Log.Format},
+	} {
+		if c.changed {
+			out = append(out, c.key)
+		}
+	}
+	return out
 }
 
 func (a *App) ready() error { return a.manager.Ready() }
 
 // Accept maps events to alerts and queues them; it implements
 // server.Pipeline. In durable mode the alerts are written to disk first.
+// An event whose alert could not be sent or stored (a time outside the
+// years 0 to 9999) is refused on its own, in Accepted.Invalid; the others
+// go on.
 func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted, error) {
-	m := a.mapping.Load()
-	acc := server.Accepted{Events: len(events)}
+	m := a.state.Load().mapping
+	acc := server.Accepted{}
 	alerts := make([]*alertmanager.Alert, 0, len(events))
+	var owners []int // owners[i] is the event of alerts[i], once one was refused
 	for i := range events {
 		// Before mapping: an event the mapping drops still shows its sensor is alive.
 		a.sensors.Seen(events[i].Hostname, received)
@@ -352,25 +453,69 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 			a.logger.Debug("event dropped by the mapping", "rule", events[i].Rule, "priority", events[i].Priority, "reason", res.Dropped)
 			continue
 		}
+		if err := res.Alert.Check(); err != nil {
+			if owners == nil {
+				owners = indexes(len(alerts))
+			}
+			acc.Invalid = append(acc.Invalid, unsendable(i, err))
+			continue
+		}
+		if owners != nil {
+			owners = append(owners, i)
+		}
 		alerts = append(alerts, res.Alert)
 	}
-	a.metrics.accepted.Add(float64(acc.Events))
 	if len(alerts) == 0 {
+		a.metrics.accepted.Add(float64(len(events) - len(acc.Invalid)))
+		acc.Events = len(events) - len(acc.Invalid)
 		return acc, nil
 	}
 
 	var ack alertmanager.Ack
 	if a.store != nil {
-		seg, err := a.store.Append(alerts)
-		if err != nil {
+		seg, failed, err := a.store.Append(alerts)
+		if len(failed) > 0 {
+			// Not stored, so not queued either: an error for that
+			// event alone.
+			if owners == nil {
+				owners = indexes(len(alerts))
+			}
+			kept, keptOwners := alerts[:0], owners[:0]
+			for j, al := range alerts {
+				if ferr, bad := failed[j]; bad {
+					acc.Invalid = append(acc.Invalid, &falco.Error{Index: owners[j], Expected: "an event whose alert can be stored", Got: ferr.Error()})
+					continue
+				}
+				kept, keptOwners = append(kept, al), append(keptOwners, owners[j])
+			}
+			alerts, owners = kept, keptOwners
+		}
+		switch {
+		case errors.Is(err, storage.ErrFull):
+			a.metrics.storageFull.Add(float64(len(alerts)))
+			if ok, sup := a.metrics.storageFullLog.Allow(received); ok {
+				a.logger.Error("durable queue full (storage.max_bytes); alerts dropped", "alerts", len(alerts), "suppressed_since_last", sup)
+			}
+			alerts = nil
+		case err != nil:
 			// Still deliver from memory: Falco does not retry, so
 			// refusing would lose the alerts for sure.
 			a.metrics.storageFallback.Add(float64(len(alerts)))
 			a.logger.Error("durable queue write failed; these alerts are queued in memory only", "alerts", len(alerts), "err", err)
-		} else {
+		case seg != nil:
 			ack = seg
 			defer seg.Done()
 		}
+	}
+	acc.Events = len(events) - len(acc.Invalid)
+	a.metrics.accepted.Add(float64(acc.Events))
+	if len(acc.Invalid) > 0 {
+		if ok, sup := a.metrics.unsendableLog.Allow(received); ok {
+			a.logger.Warn("events refused: their alerts cannot be sent or stored", "events", len(acc.Invalid), "first", acc.Invalid[0].Error(), "suppressed_since_last", sup)
+		}
+	}
+	if len(alerts) == 0 {
+		return acc, nil
 	}
 	n, err := a.manager.SendAll(alerts, ack)
 	if err != nil {
@@ -384,4 +529,28 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 	acc.Queues = n
 	acc.Alerts = len(alerts)
 	return acc, nil
+}
+
+func indexes(n int) []int {
+	out := make([]int, n, n+1)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// unsendable describes, as an invalid event, why the alert of event i
+// failed alertmanager.Alert.Check.
+func unsendable(i int, err error) *falco.Error {
+	var ce *alertmanager.CheckError
+	if !errors.As(err, &ce) {
+		return &falco.Error{Index: i, Expected: "an event whose alert can be sent", Got: err.Error()}
+	}
+	switch ce.Field {
+	case "startsAt", "endsAt":
+		// startsAt is the event's time; endsAt comes from it too.
+		return &falco.Error{Index: i, Field: "time", Expected: ce.Expected(), Got: ce.Got}
+	default:
+		return &falco.Error{Index: i, Expected: "an event the mapping turns into an alert with " + ce.Expected(), Got: ce.Got}
+	}
 }

@@ -143,6 +143,8 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		{"no credentials", "https://" + a.Addr() + "/", http.StatusUnauthorized},
 		{"wrong password", "https://falco:wrong@" + a.Addr() + "/", http.StatusUnauthorized},
 		{"wrong user", "https://root:s3cret@" + a.Addr() + "/", http.StatusUnauthorized},
+		// Whoever may not post events may not reload either.
+		{"reload without credentials", "https://" + a.Addr() + "/-/reload", http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, err := postWith(t, c, tc.url, nil)
@@ -213,6 +215,9 @@ func TestBearerToken(t *testing.T) {
 		}
 	}
 	waitFor(t, "delivery", func() bool { return len(am.alerts()) == 1 })
+	if code, err := postWith(t, c, "http://"+a.Addr()+"/-/reload", nil); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("reload without the token: %d %v", code, err)
+	}
 	// Health and metrics stay open for probes and Prometheus.
 	resp, err := http.Get("http://" + a.Addr() + "/-/ready")
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -19,10 +19,15 @@ type metrics struct {
 	// storageFallback counts alerts queued in memory only because the
 	// durable queue could not be written.
 	storageFallback prometheus.Counter
-	reloadOK        prometheus.Gauge
-	reloadTime      prometheus.Gauge
-	mappingErrLog   *ratelog.Sampler
-	noTargetLog     *ratelog.Sampler
+	// storageFull counts alerts dropped because the durable queue was
+	// at storage.max_bytes.
+	storageFull    prometheus.Counter
+	reloadOK       prometheus.Gauge
+	reloadTime     prometheus.Gauge
+	mappingErrLog  *ratelog.Sampler
+	noTargetLog    *ratelog.Sampler
+	storageFullLog *ratelog.Sampler
+	unsendableLog  *ratelog.Sampler
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,6 +48,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "storage_fallback_alerts_total",
 			Help: "Alerts queued in memory only because writing the durable queue failed.",
 		}),
+		storageFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "storage_full_dropped_alerts_total",
+			Help: "Alerts dropped because the durable queue was full (storage.max_bytes).",
+		}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "config_last_reload_successful",
 			Help: "Whether the last configuration reload succeeded.",
@@ -51,15 +60,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully.",
 		}),
-		mappingErrLog: ratelog.New(10 * time.Second),
-		noTargetLog:   ratelog.New(10 * time.Second),
+		mappingErrLog:  ratelog.New(10 * time.Second),
+		noTargetLog:    ratelog.New(10 * time.Second),
+		storageFullLog: ratelog.New(10 * time.Second),
+		unsendableLog:  ratelog.New(10 * time.Second),
 	}
 	for _, r := range []string{mapping.DropPriority, mapping.DropOverride} {
 		m.dropped.WithLabelValues(r)
 	}
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
-	reg.MustRegister(m.accepted, m.dropped, m.mappingErrors, m.storageFallback, m.reloadOK, m.reloadTime)
+	reg.MustRegister(m.accepted, m.dropped, m.mappingErrors, m.storageFallback, m.storageFull, m.reloadOK, m.reloadTime)
 	return m
 }
 

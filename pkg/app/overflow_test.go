@@ -75,3 +75,34 @@ func TestQueueOverflow(t *testing.T) {
 		t.Error("Alertmanager was never tried while down")
 	}
 }
+
+// TestQueueBoundedInBytes: while Alertmanager is down, alerts near the
+// annotation cap fill a queue bounded to 1 MiB long before its capacity in
+// alerts; the oldest are dropped and counted, and the bytes stay bounded.
+func TestQueueBoundedInBytes(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	a := startApp(t, "--alertmanager.url="+down.URL, "--alertmanager.queue-max-bytes=1MiB", "--alertmanager.drain-timeout=0s")
+	long := strings.Repeat("x", 4000)
+	for req := range 10 {
+		var evs []string
+		for i := range 100 {
+			n := req*100 + i
+			e := strings.Replace(ev("Big", "Warning"), `"app-0"`, fmt.Sprintf(`"pod-%04d"`, n), 1)
+			evs = append(evs, strings.Replace(e, `"sh -c id"`, `"sh -c `+long+`"`, 1))
+		}
+		if r := post(t, a, http.MethodPost, "application/json", "", []byte("["+strings.Join(evs, ",")+"]")); r.code != http.StatusAccepted {
+			t.Fatalf("request %d: %d %s", req, r.code, r.body)
+		}
+	}
+	held := metricValue(t, a, "falco_am_bridge_alertmanager_queue_length")
+	dropped := metricValue(t, a, "falco_am_bridge_alertmanager_alerts_dropped_total")
+	if b := metricValue(t, a, "falco_am_bridge_alertmanager_queue_bytes"); b > 1<<20 {
+		t.Errorf("queue_bytes = %v, over 1 MiB", b)
+	}
+	if held+dropped != 1000 || held > 200 || held == 0 {
+		t.Errorf("%v held and %v dropped of 1,000 alerts of about 8 KB in 1 MiB", held, dropped)
+	}
+}

@@ -76,7 +76,9 @@ Run without a command, it serves (same as "falco-am-bridge serve").`,
 
 Endpoints: POST / (Falco JSON: one object, an array, or newline-delimited;
 gzip accepted), GET /-/healthy, GET /-/ready, GET /metrics, POST /-/reload.
-SIGHUP or POST /-/reload reloads the mapping file.
+SIGHUP or POST /-/reload reads the configuration again (flags still win over
+the file) with the mapping, bearer token, web and HTTP client files; a bad
+file keeps the running configuration.
 
 Every flag can also be set in the --config.file YAML (key in brackets in the
 README) and as a FALCO_AM_BRIDGE_* environment variable (shown with each flag).`,
@@ -119,7 +121,9 @@ func runServe(ctx context.Context, fs *pflag.FlagSet, stdio IO, reload <-chan st
 	if err != nil {
 		return err
 	}
-	a, err := app.New(cfg, logger)
+	a, err := app.NewWithOptions(cfg, logger, app.Options{
+		LoadConfig: func() (*config.Config, error) { return config.Load(fs) },
+	})
 	if err != nil {
 		return err
 	}

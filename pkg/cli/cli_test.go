@@ -259,3 +259,25 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("unknown flag: %d %q", code, errOut)
 	}
 }
+
+// TestCheckRefusesAMappingWithoutAlertname: a mapping file that would
+// make alerts without alertname (here: no labels at all) fails check,
+// naming the key.
+func TestCheckRefusesAMappingWithoutAlertname(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"ttl-only.yaml": "ttl: 3s\n",
+		"removed.yaml":  "labels:\n  alertname: '{{ .Rule }}'\noverrides:\n  - match: {rule: [x]}\n    labels: {alertname: ''}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, name)
+			if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := run(t, "", "check", "--mapping.file", file)
+			if code != 1 || !strings.Contains(errOut, "alertname") || !strings.Contains(errOut, file) {
+				t.Fatalf("exit %d out %q err %q", code, out, errOut)
+			}
+		})
+	}
+}

@@ -46,6 +46,7 @@ type Alertmanager struct {
 	Targets         []Target
 	Timeout         time.Duration
 	QueueCapacity   int
+	QueueMaxBytes   int64
 	BatchSize       int
 	BatchWait       time.Duration
 	MinBackoff      time.Duration
@@ -82,6 +83,7 @@ type Mapping struct {
 type Storage struct {
 	Path          string // "" means memory only
 	FsyncInterval time.Duration
+	MaxBytes      int64
 }
 
 // Sensors is the tracking of the Falco sensors that send events.

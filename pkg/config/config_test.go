@@ -228,3 +228,18 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpNamesTheRightType: --help shows each flag's type; a string
+// option must not claim to be a duration.
+func TestHelpNamesTheRightType(t *testing.T) {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	for flag, want := range map[string]string{
+		"log.format": "string", "log.level": "string", "alertmanager.timeout": "duration",
+		"alertmanager.queue-max-bytes": "size", "storage.max-bytes": "size", "web.max-events-per-request": "number",
+	} {
+		if got := fs.Lookup(flag).Value.Type(); got != want {
+			t.Errorf("--%s is shown as %s, want %s", flag, got, want)
+		}
+	}
+}

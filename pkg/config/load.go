@@ -134,6 +134,12 @@ func options() []option {
 				c.Alertmanager.QueueCapacity, err = v.positiveInt()
 				return
 			}},
+		{flag: "alertmanager.queue-max-bytes", key: "alertmanager.queue_max_bytes", typ: "size", def: "32MiB",
+			help: "Bytes of alerts held per Alertmanager (approximate: labels, annotations and a fixed overhead per alert); when over, the oldest are dropped.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.QueueMaxBytes, err = v.bytes()
+				return
+			}},
 		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", typ: "number", def: "1024",
 			help: "Most alerts in one POST. Large batches keep delivery ahead of a burst; Alertmanager takes thousands in one request.",
 			set: func(c *Config, v value) (err error) {
@@ -200,13 +206,19 @@ func options() []option {
 				c.Sensors.SilentAfter, err = v.duration()
 				return
 			}},
+		{flag: "storage.max-bytes", key: "storage.max_bytes", typ: "size", def: "256MiB",
+			help: "Most disk space the durable queue takes; when full, new alerts are dropped and counted.",
+			set: func(c *Config, v value) (err error) {
+				c.Storage.MaxBytes, err = v.bytes()
+				return
+			}},
 		{flag: "log.level", key: "log.level", def: "info",
 			help: "Log level: debug, info, warn or error.",
 			set: func(c *Config, v value) (err error) {
 				c.Log.Level, err = v.oneOf("debug", "info", "warn", "error")
 				return
 			}},
-		{flag: "log.format", key: "log.format", typ: "duration", def: "logfmt",
+		{flag: "log.format", key: "log.format", def: "logfmt",
 			help: "Log format: logfmt or json.",
 			set: func(c *Config, v value) (err error) {
 				c.Log.Format, err = v.oneOf("logfmt", "json")

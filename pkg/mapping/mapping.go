@@ -215,6 +215,7 @@ func (c *compiler) compile(f *file) *Mapping {
 	if len(c.errs) == 0 {
 		c.tryOut(m)
 	}
+	c.checkAlertname(f, m)
 	return m
 }
 

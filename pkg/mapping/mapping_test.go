@@ -70,11 +70,27 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestEmptyFileIsValid(t *testing.T) {
-	m := parse(t, "")
-	res := m.Map(event(t, `{"rule":"R","priority":"Debug","time":"2026-01-02T00:00:00Z"}`), goldenReceived)
-	if res.Alert == nil || len(res.Alert.Labels) != 0 || res.Alert.EndsAt != goldenReceived.Add(DefaultTTL) {
-		t.Fatalf("empty mapping: %+v", res)
+// TestAlertnameIsRequired: a mapping that can make an alert without
+// alertname is refused at compile time, naming the key. A file holding
+// only ttl makes alerts with no labels at all, which Alertmanager refuses.
+func TestAlertnameIsRequired(t *testing.T) {
+	for name, tc := range map[string]struct{ src, want string }{
+		"empty file":      {"", "test.yaml: labels.alertname: missing"},
+		"ttl only":        {"ttl: 3s\n", "test.yaml: labels.alertname: missing"},
+		"empty template":  {"labels:\n  alertname: ''\n", "test.yaml:2: labels.alertname: is empty"},
+		"empty static":    {"static_labels:\n  alertname: ' '\n", "test.yaml:2: static_labels.alertname: is empty"},
+		"override":        {"labels:\n  alertname: x\noverrides:\n  - labels:\n      alertname: ''\n", "test.yaml:5: overrides[0].labels.alertname: removes alertname"},
+		"renders nothing": {"labels:\n  alertname: '{{ .Field \"nope\" }}'\n", "test.yaml:2: labels.alertname: renders empty"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse("test.yaml", []byte(tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse(%q): %v, want an error containing %q", tc.src, err, tc.want)
+			}
+		})
+	}
+	if _, err := Parse("test.yaml", []byte("static_labels:\n  alertname: Falco\n")); err != nil {
+		t.Fatalf("a static alertname: %v", err)
 	}
 }
 
@@ -267,7 +283,7 @@ func TestEscapeTemplateDelimiters(t *testing.T) {
 			t.Errorf("%q still holds a delimiter", got)
 		}
 	}
-	off := parse(t, "limits:\n  escape_template_delimiters: false\nannotations:\n  c: '{{ .Field \"c\" }}'\n")
+	off := parse(t, "limits:\n  escape_template_delimiters: false\nlabels:\n  alertname: x\nannotations:\n  c: '{{ .Field \"c\" }}'\n")
 	res := off.Map(event(t, `{"rule":"R","priority":"Debug","time":"2026-01-02T00:00:00Z","output_fields":{"c":"{{ id }}"}}`), goldenReceived)
 	if got := res.Alert.Annotations["c"]; got != "{{ id }}" {
 		t.Errorf("escaping switched off: %q", got)

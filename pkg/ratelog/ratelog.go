@@ -34,3 +34,45 @@ func (s *Sampler) Allow(now time.Time) (ok bool, suppressed int) {
 	s.last, s.suppressed = now, 0
 	return true, n
 }
+
+// Keyed is a Sampler per key, counting items as well as lines: a line per
+// key and interval goes through, saying how many lines and items were held
+// back for that key since the last one. Keys must be few (reasons, status
+// codes), never per-event values. Its zero value needs Every set.
+type Keyed struct {
+	Every time.Duration
+
+	mu   sync.Mutex
+	keys map[string]*keyed
+}
+
+type keyed struct {
+	last         time.Time
+	lines, items int
+}
+
+// NewKeyed returns a Keyed for the interval every.
+func NewKeyed(every time.Duration) *Keyed { return &Keyed{Every: every} }
+
+// Allow reports whether to log a line about n items for key now and, if
+// so, how many lines and items were held back for key since its last one.
+func (k *Keyed) Allow(key string, now time.Time, n int) (ok bool, heldLines, heldItems int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.keys == nil {
+		k.keys = map[string]*keyed{}
+	}
+	s := k.keys[key]
+	if s == nil {
+		s = &keyed{}
+		k.keys[key] = s
+	}
+	if !s.last.IsZero() && now.Sub(s.last) < k.Every {
+		s.lines++
+		s.items += n
+		return false, 0, 0
+	}
+	heldLines, heldItems = s.lines, s.items
+	s.last, s.lines, s.items = now, 0, 0
+	return true, heldLines, heldItems
+}

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +94,12 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 			ans.Accepted = acc
 		}
 		errs := dec.Errors
+		rejected := dec.Rejected
+		if len(ans.Invalid) > 0 {
+			errs = mergeInvalid(events, errs, ans.Invalid)
+			rejected += len(ans.Invalid)
+			ans.Rejected = rejected
+		}
 		if dec.Unread != nil {
 			errs = append(errs, dec.Unread)
 			ans.Unread = &dec.Unread.Index
@@ -101,12 +108,12 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 			return c.JSON(http.StatusAccepted, ans)
 		}
 
-		m.invalid.Add(float64(dec.Rejected))
+		m.invalid.Add(float64(rejected))
 		if ok, suppressed := invalidLog.Allow(received); ok {
-			logger.Warn("invalid Falco events rejected", "remote", c.RealIP(), "invalid", dec.Rejected, "valid", len(events), "first", errs[0].Error(), "suppressed_since_last", suppressed)
+			logger.Warn("invalid Falco events rejected", "remote", c.RealIP(), "invalid", rejected, "valid", len(events), "first", errs[0].Error(), "suppressed_since_last", suppressed)
 		}
 		ans.Status = "error"
-		ans.ErrorsTruncated = len(errs) > maxErrorsShown || dec.Rejected > len(dec.Errors)
+		ans.ErrorsTruncated = len(errs) > maxErrorsShown || rejected > len(errs)
 		for _, e := range errs[:min(len(errs), maxErrorsShown)] {
 			ans.Errors = append(ans.Errors, EventError{
 				Index: e.Index, Line: e.Line, Field: e.Field, Expected: e.Expected, Got: e.Got, Message: e.Error(),
@@ -114,6 +121,19 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 		}
 		return c.JSON(http.StatusBadRequest, ans)
 	}
+}
+
+// mergeInvalid adds to the decoding errors the events the pipeline refused,
+// whose Index is their position among the decoded events, giving them
+// their index and line in the body.
+func mergeInvalid(events []falco.Event, errs, invalid []*falco.Error) []*falco.Error {
+	for _, e := range invalid {
+		ev := &events[e.Index]
+		e.Index, e.Line = ev.Index, ev.Line
+	}
+	out := append(slices.Clone(errs), invalid...)
+	slices.SortStableFunc(out, func(a, b *falco.Error) int { return a.Index - b.Index })
+	return out
 }
 
 func isJSONType(ct string) bool {
@@ -184,8 +204,9 @@ func bearerAuth(token func() string) echo.MiddlewareFunc {
 			if want == "" {
 				return next(c)
 			}
-			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+			scheme, got, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+			// The scheme is case-insensitive (RFC 9110, 11.1).
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="falco-am-bridge"`)
 				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token")
 			}

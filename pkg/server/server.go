@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,6 +31,9 @@ type Accepted struct {
 	Dropped int `json:"dropped"`        // events dropped by the mapping's filters
 	Errors  int `json:"mapping_errors"` // template errors; alerts were still made
 	Queues  int `json:"alertmanagers"`  // Alertmanager queues each alert went to; 0 while none is known (held)
+	// Invalid are the events refused because their alert could not be
+	// sent or stored; Index is the position in the events given.
+	Invalid []*falco.Error `json:"-"`
 }
 
 // Options configure the server.
@@ -84,6 +88,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func New(opts Options, deps Deps) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The peer's address, never a header it may have made up.
+	e.IPExtractor = echo.ExtractIPDirect()
 	m := newMetrics(deps.Registry)
 	e.HTTPErrorHandler = errorHandler(deps.Logger)
 	e.Use(countRequests(m))
@@ -129,7 +135,7 @@ func countRequests(m *metrics) echo.MiddlewareFunc {
 					code = http.StatusInternalServerError
 				}
 			}
-			m.requests.WithLabelValues(routeName(c), http.StatusText(code)).Inc()
+			m.requests.WithLabelValues(routeName(c), strconv.Itoa(code)).Inc()
 			return err
 		}
 	}

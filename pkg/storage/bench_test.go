@@ -18,7 +18,7 @@ func BenchmarkAppend(b *testing.B) {
 		{"fsync=every-append", 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s, _, err := Open(b.TempDir(), Options{FsyncInterval: bc.interval}, logger(), nil)
+			s, err := Open(b.TempDir(), Options{FsyncInterval: bc.interval}, logger(), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -26,7 +26,7 @@ func BenchmarkAppend(b *testing.B) {
 			batch := []*alertmanager.Alert{testAlert(1)}
 			b.ReportAllocs()
 			for b.Loop() {
-				seg, err := s.Append(batch)
+				seg, _, err := s.Append(batch)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -7,7 +7,14 @@
 // and the alert as JSON. A segment counts the queue entries that still need
 // its records (alertmanager.Ack); once it is no longer written to and the
 // count is zero, the file is deleted. A torn record at the end of a segment
-// (a crash in the middle of a write) ends the replay of that segment.
+// (a crash in the middle of a write) ends the replay of that segment; a
+// write that fails seals its segment, so the records after it go to a new
+// one and are not lost behind the torn record.
+//
+// Disk use is bounded twice: a segment goes as soon as no queue needs its
+// records (a queue that coalesces alerts lets go of the records it merged
+// away), and MaxBytes caps the whole directory; past it, Append refuses
+// with ErrFull.
 //
 // Written records reach the operating system before Append returns, so
 // they survive the bridge being killed (SIGKILL included). They reach the
@@ -46,9 +53,16 @@ const (
 	// replay allocate gigabytes.
 	maxRecord = 16 << 20
 	// DefaultSegmentBytes is the size after which a segment is closed and
-	// a new one started.
-	DefaultSegmentBytes = 16 << 20
+	// a new one started. A segment goes only when no queue needs any of
+	// its records, so this is the slack of the disk bound.
+	DefaultSegmentBytes = 4 << 20
+	// DefaultMaxBytes caps the directory when Options.MaxBytes is zero.
+	DefaultMaxBytes = 256 << 20
 )
+
+// ErrFull is returned by Append when writing would take the directory past
+// Options.MaxBytes.
+var ErrFull = errors.New("the durable queue is full (storage.max_bytes)")
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -58,6 +72,23 @@ type Options struct {
 	// syncs within every Append.
 	FsyncInterval time.Duration
 	SegmentBytes  int64
+	// MaxBytes caps the bytes of every segment together; zero means
+	// DefaultMaxBytes.
+	MaxBytes int64
+
+	// openFile creates a segment file; tests inject faults through it.
+	openFile func(path string) (segmentFile, error)
+}
+
+// segmentFile is what a Store needs of the file it writes.
+type segmentFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+func createSegment(path string) (segmentFile, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 }
 
 // Store is the durable queue in one directory.
@@ -77,6 +108,11 @@ type Store struct {
 	// while mu is held (when rotating).
 	liveMu sync.Mutex
 	live   map[uint64]*Segment // every segment with a file, active included
+	// replay is the segments left by a previous run, oldest first, until
+	// Replay has read them.
+	replay []*Segment
+	// diskBytes is the size of every segment file together.
+	diskBytes atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -88,8 +124,8 @@ type Segment struct {
 	store   *Store
 	id      uint64
 	path    string
-	file    *os.File // nil once closed
-	size    int64
+	file    segmentFile // nil once closed
+	size    int64       // guarded by Store.mu while active; fixed once sealed
 	pending atomic.Int64
 	sealed  atomic.Bool // no longer written to
 	removed atomic.Bool
@@ -106,21 +142,20 @@ func (s *Segment) Done() {
 	}
 }
 
-// Replayed is an alert read back from disk, with the segment it holds.
-type Replayed struct {
-	Alert *alertmanager.Alert
-	Ack   *Segment
-}
-
-// Open opens (creating it if needed) the store in dir and reads back every
-// alert left by a previous run, oldest first. The caller queues each with
-// its Ack, then calls ReplayDone.
-func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, []Replayed, error) {
+// Open opens (creating it if needed) the store in dir. What a previous run
+// left is read back by Replay; then call ReplayDone.
+func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = DefaultSegmentBytes
 	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.openFile == nil {
+		opts.openFile = createSegment
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("storage.path: %w", err)
+		return nil, fmt.Errorf("storage.path: %w", err)
 	}
 	s := &Store{
 		dir: dir, opts: opts, logger: logger, metrics: newMetrics(reg),
@@ -128,30 +163,49 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	}
 	ids, err := s.segmentIDs()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var replayed []Replayed
 	for _, id := range ids {
 		seg := &Segment{store: s, id: id, path: s.segmentPath(id)}
+		fi, err := os.Stat(seg.path)
+		if err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		seg.size = fi.Size()
+		s.diskBytes.Add(seg.size)
 		// Held until ReplayDone, so it is not removed while being queued.
 		seg.pending.Store(1)
 		seg.sealed.Store(true)
-		alerts, err := s.read(seg)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, a := range alerts {
-			replayed = append(replayed, Replayed{Alert: a, Ack: seg})
-		}
 		s.live[id] = seg
+		s.replay = append(s.replay, seg)
 		s.nextID = id + 1
 	}
+	s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
 	if err := s.rotateLocked(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	s.metrics.replayed.Add(float64(len(replayed)))
 	go s.loop()
-	return s, replayed, nil
+	return s, nil
+}
+
+// Replay reads back every alert left by a previous run, oldest first, and
+// hands each to fn with the segment that holds it (the alert's Ack). It
+// reads one record at a time, so memory is what fn keeps, not the size of
+// the files. It returns the number of alerts replayed.
+func (s *Store) Replay(fn func(a *alertmanager.Alert, ack *Segment) error) (int, error) {
+	n := 0
+	for _, seg := range s.replay {
+		err := s.read(seg, func(a *alertmanager.Alert) error {
+			n++
+			return fn(a, seg)
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	s.replay = nil
+	s.metrics.replayed.Add(float64(n))
+	return n, nil
 }
 
 // ReplayDone releases the hold Open put on the replayed segments; call it
@@ -249,44 +303,51 @@ func decode(payload []byte) (*alertmanager.Alert, error) {
 	return a, nil
 }
 
-// read returns the alerts of a segment, stopping at the first torn or
+// read hands each alert of a segment to fn, stopping at the first torn or
 // corrupt record.
-func (s *Store) read(seg *Segment) ([]*alertmanager.Alert, error) {
+func (s *Store) read(seg *Segment, fn func(*alertmanager.Alert) error) error {
 	f, err := os.Open(seg.path)
 	if err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+		return fmt.Errorf("storage: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 256<<10)
-	var alerts []*alertmanager.Alert
+	r := bufio.NewReaderSize(f, 64<<10)
+	good := 0
 	var h [headerSize]byte
+	var payload []byte
 	for {
 		if _, err := io.ReadFull(r, h[:]); err != nil {
 			if !errors.Is(err, io.EOF) {
-				s.torn(seg, len(alerts), err)
+				s.torn(seg, good, err)
 			}
-			return alerts, nil
+			return nil
 		}
 		n := binary.LittleEndian.Uint32(h[0:4])
 		if n > maxRecord {
-			s.torn(seg, len(alerts), fmt.Errorf("record length %d", n))
-			return alerts, nil
+			s.torn(seg, good, fmt.Errorf("record length %d", n))
+			return nil
 		}
-		payload := make([]byte, n)
+		if cap(payload) < int(n) {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
 		if _, err := io.ReadFull(r, payload); err != nil {
-			s.torn(seg, len(alerts), err)
-			return alerts, nil
+			s.torn(seg, good, err)
+			return nil
 		}
 		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(h[4:8]) {
-			s.torn(seg, len(alerts), errors.New("checksum mismatch"))
-			return alerts, nil
+			s.torn(seg, good, errors.New("checksum mismatch"))
+			return nil
 		}
 		a, err := decode(payload)
 		if err != nil {
-			s.torn(seg, len(alerts), err)
-			return alerts, nil
+			s.torn(seg, good, err)
+			return nil
 		}
-		alerts = append(alerts, a)
+		good++
+		if err := fn(a); err != nil {
+			return err
+		}
 	}
 }
 
@@ -297,33 +358,68 @@ func (s *Store) torn(seg *Segment, good int, err error) {
 }
 
 // Append writes alerts to the active segment and returns it, already held
-// once: queue every alert with it as the Ack, then call its Done.
-func (s *Store) Append(alerts []*alertmanager.Alert) (*Segment, error) {
+// once: queue every written alert with it as the Ack, then call its Done.
+//
+// Each alert is encoded on its own: one that cannot be is not written, and
+// its error is in failed under its index, while the others are written.
+// err is for the write as a whole (ErrFull included): then nothing was
+// written.
+func (s *Store) Append(alerts []*alertmanager.Alert) (seg *Segment, failed map[int]error, err error) {
 	buf := make([]byte, 0, 1024*len(alerts))
-	var err error
-	for _, a := range alerts {
-		if buf, err = encode(buf, a); err != nil {
-			return nil, err
+	written := 0
+	for i, a := range alerts {
+		next, err := encode(buf, a)
+		if err != nil {
+			if failed == nil {
+				failed = map[int]error{}
+			}
+			failed[i] = err
+			continue
 		}
+		buf = next
+		written++
+	}
+	if written == 0 {
+		return nil, failed, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("the durable queue is closed")
+		return nil, failed, errors.New("the durable queue is closed")
 	}
-	seg := s.active
-	if _, err := seg.file.Write(buf); err != nil {
-		s.metrics.errors.Inc()
-		return nil, fmt.Errorf("writing %s: %w", seg.path, err)
+	if s.diskBytes.Load()+int64(len(buf)) > s.opts.MaxBytes {
+		// A done active segment still counts; let it go first.
+		if s.active.size > 0 && s.active.pending.Load() == 0 {
+			if err := s.rotateLocked(); err != nil {
+				s.logger.Error("durable queue: starting a new segment failed", "err", err)
+			}
+		}
+		if s.diskBytes.Load()+int64(len(buf)) > s.opts.MaxBytes {
+			return nil, failed, ErrFull
+		}
 	}
-	seg.size += int64(len(buf))
+	if err := s.writeLocked(buf); err != nil {
+		// The segment now ends in a torn record, and replay stops
+		// there: seal it so what comes next is not lost behind it,
+		// and try once more in a new segment.
+		s.logger.Error("durable queue: write failed; sealing the segment and trying a new one", "segment", s.active.path, "err", err)
+		if rerr := s.rotateLocked(); rerr != nil {
+			return nil, failed, errors.Join(err, rerr)
+		}
+		if err := s.writeLocked(buf); err != nil {
+			if rerr := s.rotateLocked(); rerr != nil {
+				s.logger.Error("durable queue: starting a new segment failed", "err", rerr)
+			}
+			return nil, failed, err
+		}
+	}
+	seg = s.active
 	seg.Add(1)
-	s.metrics.records.Add(float64(len(alerts)))
-	s.metrics.bytes.Add(float64(len(buf)))
+	s.metrics.records.Add(float64(written))
 	if s.opts.FsyncInterval <= 0 {
 		if err := s.syncLocked(); err != nil {
 			seg.Done()
-			return nil, err
+			return nil, failed, err
 		}
 	} else {
 		s.dirty = true
@@ -333,7 +429,27 @@ func (s *Store) Append(alerts []*alertmanager.Alert) (*Segment, error) {
 			s.logger.Error("durable queue: starting a new segment failed; writing on", "err", err)
 		}
 	}
-	return seg, nil
+	return seg, failed, nil
+}
+
+// writeLocked writes buf to the active segment; a short write is an error.
+func (s *Store) writeLocked(buf []byte) error {
+	seg := s.active
+	n, err := seg.file.Write(buf)
+	if n > 0 {
+		seg.size += int64(n)
+		s.diskBytes.Add(int64(n))
+		s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
+		s.metrics.bytes.Add(float64(n))
+	}
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		s.metrics.errors.Inc()
+		return fmt.Errorf("writing %s: %w", seg.path, err)
+	}
+	return nil
 }
 
 func (s *Store) syncLocked() error {
@@ -350,7 +466,7 @@ func (s *Store) syncLocked() error {
 // rotateLocked seals the active segment, if any, and starts a new one.
 func (s *Store) rotateLocked() error {
 	id := s.nextID
-	f, err := os.OpenFile(s.segmentPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := s.opts.openFile(s.segmentPath(id))
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
@@ -386,6 +502,8 @@ func (s *Store) remove(seg *Segment) {
 	delete(s.live, seg.id)
 	s.metrics.segments.Set(float64(len(s.live)))
 	s.liveMu.Unlock()
+	s.diskBytes.Add(-seg.size)
+	s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
 }
 
 // loop syncs every FsyncInterval, and starts a new segment when every
@@ -454,29 +572,31 @@ func syncDir(dir string) error {
 }
 
 type metrics struct {
-	records  prometheus.Counter
-	bytes    prometheus.Counter
-	replayed prometheus.Counter
-	corrupt  prometheus.Counter
-	errors   prometheus.Counter
-	segments prometheus.Gauge
-	fsync    prometheus.Histogram
+	records   prometheus.Counter
+	bytes     prometheus.Counter
+	replayed  prometheus.Counter
+	corrupt   prometheus.Counter
+	errors    prometheus.Counter
+	segments  prometheus.Gauge
+	diskBytes prometheus.Gauge
+	fsync     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns, sub = "falco_am_bridge", "storage"
 	m := &metrics{
-		records:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_written_total", Help: "Alerts written to the durable queue."}),
-		bytes:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "written_bytes_total", Help: "Bytes written to the durable queue."}),
-		replayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_replayed_total", Help: "Alerts read back from the durable queue at start."}),
-		corrupt:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "torn_segments_total", Help: "Segments whose replay stopped at a torn or corrupt record."}),
-		errors:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total", Help: "Failed writes and syncs of the durable queue."}),
-		segments: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "segments", Help: "Segment files on disk."}),
+		records:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_written_total", Help: "Alerts written to the durable queue."}),
+		bytes:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "written_bytes_total", Help: "Bytes written to the durable queue."}),
+		replayed:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_replayed_total", Help: "Alerts read back from the durable queue at start."}),
+		corrupt:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "torn_segments_total", Help: "Segments whose replay stopped at a torn or corrupt record."}),
+		errors:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total", Help: "Failed writes and syncs of the durable queue."}),
+		segments:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "segments", Help: "Segment files on disk."}),
+		diskBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "bytes", Help: "Bytes of every segment file together; storage.max_bytes caps it."}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "fsync_duration_seconds", Help: "Duration of syncs of the durable queue.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.bytes, m.replayed, m.corrupt, m.errors, m.segments, m.fsync)
+		reg.MustRegister(m.records, m.bytes, m.replayed, m.corrupt, m.errors, m.segments, m.diskBytes, m.fsync)
 	}
 	return m
 }

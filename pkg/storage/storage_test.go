@@ -18,10 +18,28 @@ import (
 
 func logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// Replayed is an alert read back from disk, with the segment it holds.
+type Replayed struct {
+	Alert *alertmanager.Alert
+	Ack   *Segment
+}
+
 func open(t *testing.T, dir string, opts Options) (*Store, []Replayed) {
 	t.Helper()
-	s, replayed, err := Open(dir, opts, logger(), prometheus.NewRegistry())
+	return openWith(t, dir, opts, prometheus.NewRegistry())
+}
+
+func openWith(t *testing.T, dir string, opts Options, reg prometheus.Registerer) (*Store, []Replayed) {
+	t.Helper()
+	s, err := Open(dir, opts, logger(), reg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	var replayed []Replayed
+	if _, err := s.Replay(func(a *alertmanager.Alert, seg *Segment) error {
+		replayed = append(replayed, Replayed{a, seg})
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return s, replayed
@@ -44,9 +62,9 @@ func appendAll(t *testing.T, s *Store, alerts []*alertmanager.Alert) []*Segment 
 	t.Helper()
 	var segs []*Segment
 	for _, a := range alerts {
-		seg, err := s.Append([]*alertmanager.Alert{a})
-		if err != nil {
-			t.Fatal(err)
+		seg, failed, err := s.Append([]*alertmanager.Alert{a})
+		if err != nil || failed != nil {
+			t.Fatal(err, failed)
 		}
 		seg.Add(1) // the one queue that takes it
 		seg.Done() // Append's own hold
@@ -174,10 +192,7 @@ func TestTornRecordEndsReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s2, replayed, err := Open(dir, Options{FsyncInterval: time.Hour}, logger(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2, replayed := openWith(t, dir, Options{FsyncInterval: time.Hour}, reg)
 	defer s2.Close()
 	if len(replayed) != 2 || replayed[1].Alert.Labels["n"] != "2" {
 		t.Fatalf("replayed %d alerts", len(replayed))
@@ -206,10 +221,7 @@ func TestTornRecordEndsReplay(t *testing.T) {
 func TestSyncEveryAppend(t *testing.T) {
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
-	s, _, err := Open(dir, Options{FsyncInterval: 0}, logger(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := openWith(t, dir, Options{FsyncInterval: 0}, reg)
 	appendAll(t, s, []*alertmanager.Alert{testAlert(1), testAlert(2)})
 	if n := testutil.CollectAndCount(s.metrics.fsync); n != 1 {
 		t.Fatalf("fsync histogram has %d series", n)
