@@ -20,6 +20,7 @@ type sender struct {
 	// failures counts failed attempts in a row, for the backoff.
 	failures int
 	recent   recent
+	stats    targetStats // last success and error, for the status page
 	cancel   context.CancelFunc
 	stopped  chan struct{}
 }
@@ -192,6 +193,7 @@ func (s *sender) post(ctx context.Context, batch []*entry) response {
 	r := s.client.post(ctx, body, s.opts.now())
 	s.metrics.latency.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
 	s.metrics.requests.WithLabelValues(s.name, r.outcome.String()).Inc()
+	s.stats.record(r, s.opts.now())
 	return r
 }
 

@@ -44,6 +44,7 @@ type App struct {
 	ln       net.Listener
 	srv      *http.Server
 	reloadMu sync.Mutex
+	ui       *uiState // status page: recent events, last reload
 }
 
 // Options are what tests change; the zero value is what serve uses.
@@ -68,6 +69,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		versionCollector(),
 	)
 	a.metrics = newMetrics(a.registry)
+	a.initUI()
 
 	m, err := LoadMapping(cfg.Mapping.File)
 	if err != nil {
@@ -119,6 +121,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		Reload:   a.Reload,
 		Gatherer: a.registry,
 		Registry: a.registry,
+		UI:       a.uiDeps(),
 	})
 	a.srv = &http.Server{
 		Handler:           handler,
@@ -303,6 +306,7 @@ func (a *App) Reload() error {
 			a.token.Store(&prev)
 		}
 	}
+	a.noteReload(err)
 	if err != nil {
 		a.metrics.reloadOK.Set(0)
 		return err
@@ -324,6 +328,7 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 	alerts := make([]*alertmanager.Alert, 0, len(events))
 	for i := range events {
 		res := m.Map(&events[i], received)
+		a.ui.recent.Mapped(&events[i], received, res)
 		if len(res.Errors) > 0 {
 			acc.Errors += len(res.Errors)
 			a.metrics.mappingErrors.Add(float64(len(res.Errors)))

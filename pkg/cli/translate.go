@@ -14,6 +14,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/app"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	translatepkg "github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
 )
 
 func newTranslate(stdio IO) *cobra.Command {
@@ -86,27 +87,12 @@ func translate(m *mapping.Mapping, files []string, received time.Time, stdio IO)
 	valid := true
 	alerts := models.PostableAlerts{}
 	for _, in := range inputs {
-		dec := falco.DecodeBody(in.data, falco.Limits{})
-		errs := dec.Errors
-		if dec.Unread != nil {
-			errs = append(errs, dec.Unread)
+		res := translatepkg.Body(m, in.data, received, falco.Limits{})
+		for _, n := range res.Notes {
+			fmt.Fprintf(stdio.Stderr, "%s: %s\n", in.name, n.Message)
 		}
-		for _, derr := range errs {
-			valid = false
-			fmt.Fprintf(stdio.Stderr, "%s: %v\n", in.name, derr)
-		}
-		for i := range dec.Events {
-			ev := &dec.Events[i]
-			res := m.Map(ev, received)
-			for _, err := range res.Errors {
-				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): mapping: %v\n", in.name, ev.Index, ev.Line, err)
-			}
-			if res.Alert == nil {
-				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): dropped by the mapping (%s)\n", in.name, ev.Index, ev.Line, res.Dropped)
-				continue
-			}
-			alerts = append(alerts, res.Alert.Postable())
-		}
+		valid = valid && res.Valid
+		alerts = append(alerts, res.Alerts...)
 	}
 	out, err := json.Marshal(alerts)
 	if err != nil {

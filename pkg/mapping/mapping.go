@@ -50,6 +50,7 @@ type Mapping struct {
 	labels       []compiled
 	annotations  []compiled
 	overrides    []override
+	source       []byte // the file as parsed, for the playground
 }
 
 type staticLabel struct {
@@ -92,6 +93,7 @@ func Parse(name string, data []byte) (*Mapping, error) {
 	if err := errors.Join(c.errs...); err != nil {
 		return nil, err
 	}
+	m.source = data
 	return m, nil
 }
 

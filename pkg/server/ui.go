@@ -1,0 +1,396 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"net/http"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/alertmanager/api/v2/models"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/status"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
+)
+
+// UI is what the status page, the playground and their APIs need. A nil
+// Deps.UI serves none of them.
+type UI struct {
+	// Recent holds the last events; the ingest handler adds the invalid
+	// ones.
+	Recent *status.Recent
+	// Status returns the bridge's state now.
+	Status func() (status.Status, error)
+	// Mapping returns the running mapping.
+	Mapping func() *mapping.Mapping
+}
+
+// Bounds of POST /api/v1/translate: an event and a mapping are small, and
+// the playground sends one request per edit.
+const (
+	translateMaxBytes  = 1 << 20
+	translateMaxEvents = 100
+	translateTimeout   = 2 * time.Second
+	translateMaxAnswer = 4 << 20
+	// translateParallel is how many translations run at once; a template
+	// that runs away keeps its slot until it ends.
+	translateParallel = 2
+)
+
+// contentSecurityPolicy allows the page's own script, style and requests
+// and nothing else: no inline script, no other origin, no framing.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+//go:embed ui
+var uiFiles embed.FS
+
+type uiHandler struct {
+	ui        *UI
+	pages     *template.Template
+	samples   []sample
+	translate chan struct{}
+}
+
+type sample struct {
+	Name  string          `json:"name"`
+	Event json.RawMessage `json:"event"`
+}
+
+// uiKey is where the ingest handler finds the UI in the request context.
+const uiKey = "falco-am-bridge.ui"
+
+// registerUI adds the status page, the playground and their APIs to e,
+// behind auth, and makes the ingest handler record invalid events.
+func registerUI(e *echo.Echo, ui *UI, token func() string) {
+	if ui == nil {
+		return
+	}
+	h := &uiHandler{ui: ui, translate: make(chan struct{}, translateParallel)}
+	h.pages = template.Must(template.New("").Funcs(template.FuncMap{
+		"ts":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"ago":       ago,
+		"duration":  func(s float64) string { return (time.Duration(s) * time.Second).String() },
+		"percent80": func(n int) int { return n * 8 / 10 },
+	}).ParseFS(uiFiles, "ui/*.html"))
+	h.samples = loadSamples()
+
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(uiKey, ui)
+			return next(c)
+		}
+	})
+	g := e.Group("", uiAuth(token), securityHeaders)
+	g.GET("/", h.statusPage)
+	g.GET("/ui/status", h.statusFragment)
+	g.GET("/playground", h.playground)
+	g.GET("/static/:file", h.static)
+	g.GET("/api/v1/status", h.statusJSON)
+	g.GET("/api/v1/samples", func(c echo.Context) error { return c.JSON(http.StatusOK, h.samples) })
+	g.POST("/api/v1/translate", h.translateJSON)
+}
+
+// noteRejected records the invalid events of a request for the status
+// page, when it is on.
+func noteRejected(c echo.Context, body []byte, errs []*falco.Error, received time.Time) {
+	if len(errs) == 0 {
+		return
+	}
+	if ui, ok := c.Get(uiKey).(*UI); ok {
+		ui.Recent.Rejected(body, errs, received)
+	}
+}
+
+func loadSamples() []sample {
+	names, _ := fs.Glob(uiFiles, "ui/samples/*.json")
+	out := make([]sample, 0, len(names))
+	for _, n := range names {
+		b, err := uiFiles.ReadFile(n)
+		if err != nil {
+			panic(err) // embedded: cannot happen
+		}
+		name := strings.TrimSuffix(path.Base(n), ".json")
+		if _, rest, ok := strings.Cut(name, "-"); ok {
+			name = rest
+		}
+		out = append(out, sample{Name: strings.ReplaceAll(name, "-", " "), Event: bytes.TrimSpace(b)})
+	}
+	return out
+}
+
+// uiAuth guards the pages and their APIs with the ingest bearer token,
+// when one is set. A browser cannot send a bearer token when following a
+// link, so the token is also taken as the password of basic auth (any
+// user name), for which the browser asks. With --web.config.file, the web
+// configuration's own basic auth and TLS guard everything before this.
+func uiAuth(token func() string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == nil {
+				return next(c)
+			}
+			want := token()
+			if want == "" {
+				return next(c)
+			}
+			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			if !ok {
+				_, got, ok = c.Request().BasicAuth()
+			}
+			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="falco-am-bridge", charset="UTF-8"`)
+				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token (browsers: any user name, the token as password)")
+			}
+			return next(c)
+		}
+	}
+}
+
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+func (h *uiHandler) render(c echo.Context, name string, data any) error {
+	var b bytes.Buffer
+	if err := h.pages.ExecuteTemplate(&b, name, data); err != nil {
+		return err
+	}
+	return c.HTMLBlob(http.StatusOK, b.Bytes())
+}
+
+type statusView struct {
+	status.Status
+	Now time.Time
+}
+
+func (h *uiHandler) view() (statusView, error) {
+	s, err := h.ui.Status()
+	return statusView{Status: s, Now: time.Now()}, err
+}
+
+func (h *uiHandler) statusPage(c echo.Context) error {
+	v, err := h.view()
+	if err != nil {
+		return err
+	}
+	return h.render(c, "status.html", v)
+}
+
+func (h *uiHandler) statusFragment(c echo.Context) error {
+	v, err := h.view()
+	if err != nil {
+		return err
+	}
+	return h.render(c, "live", v)
+}
+
+func (h *uiHandler) statusJSON(c echo.Context) error {
+	s, err := h.ui.Status()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s)
+}
+
+func (h *uiHandler) playground(c echo.Context) error {
+	s, err := h.ui.Status()
+	if err != nil {
+		return err
+	}
+	m := h.ui.Mapping()
+	return h.render(c, "playground.html", struct {
+		Status  status.Status
+		Mapping string
+		Name    string
+		Now     time.Time
+	}{s, string(m.Source()), m.Name(), time.Now()})
+}
+
+var staticTypes = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+func (h *uiHandler) static(c echo.Context) error {
+	name := c.Param("file")
+	typ, ok := staticTypes[path.Ext(name)]
+	if !ok || strings.ContainsAny(name, "/\\") {
+		return echo.NewHTTPError(http.StatusNotFound, "not found")
+	}
+	b, err := uiFiles.ReadFile("ui/" + name)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusNotFound, "not found")
+	}
+	return c.Blob(http.StatusOK, typ, b)
+}
+
+// TranslateRequest is the body of POST /api/v1/translate.
+type TranslateRequest struct {
+	// Event is a Falco event (or an array, or newline-delimited events),
+	// as JSON or as a string holding the JSON.
+	Event json.RawMessage `json:"event"`
+	// Mapping is a mapping file; absent, the running mapping.
+	Mapping *string `json:"mapping,omitempty"`
+}
+
+// TranslateAnswer is the answer of POST /api/v1/translate.
+type TranslateAnswer struct {
+	Alerts models.PostableAlerts `json:"alerts"`
+	// AlertEvents gives, for each alert, the index of its event.
+	AlertEvents []int            `json:"alert_events"`
+	Errors      []TranslateError `json:"errors"`
+}
+
+// TranslateError is one problem: the mapping does not compile
+// (kind "mapping_file", with the line of the file), an event is invalid
+// ("invalid", with the line of the event text), a template failed on an
+// event ("mapping"), or the mapping dropped it ("dropped").
+type TranslateError struct {
+	Kind    string `json:"kind"`
+	Line    int    `json:"line,omitempty"`
+	Index   *int   `json:"index,omitempty"`
+	Message string `json:"message"`
+}
+
+// playgroundFile is the name errors give the playground's mapping.
+const playgroundFile = "mapping.yaml"
+
+var fileLine = regexp.MustCompile(`^` + regexp.QuoteMeta(playgroundFile) + `:(\d+):`)
+
+func (h *uiHandler) translateJSON(c echo.Context) error {
+	r := http.MaxBytesReader(c.Response(), c.Request().Body, translateMaxBytes)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		if tooLarge(err) {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", translateMaxBytes))
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "reading the body failed: "+err.Error())
+	}
+	var req TranslateRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, `the body is not {"event": ..., "mapping": "..."}: `+err.Error())
+	}
+	event := bytes.TrimSpace(req.Event)
+	if len(event) > 0 && event[0] == '"' {
+		var s string
+		if err := json.Unmarshal(event, &s); err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, "event: "+err.Error())
+		}
+		event = []byte(s)
+	}
+	if len(bytes.TrimSpace(event)) == 0 || string(event) == "null" {
+		return echo.NewHTTPError(http.StatusBadRequest, "event: missing: expected a Falco event as JSON")
+	}
+
+	select {
+	case h.translate <- struct{}{}:
+	default:
+		return echo.NewHTTPError(http.StatusTooManyRequests, "translations are running already; try again")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), translateTimeout)
+	defer cancel()
+	done := make(chan TranslateAnswer, 1)
+	go func() {
+		defer func() { <-h.translate }()
+		done <- h.run(event, req.Mapping)
+	}()
+	var ans TranslateAnswer
+	select {
+	case ans = <-done:
+	case <-ctx.Done():
+		return echo.NewHTTPError(http.StatusServiceUnavailable, fmt.Sprintf("the mapping took longer than %s on this event", translateTimeout))
+	}
+	out, err := json.Marshal(ans)
+	if err != nil {
+		return err
+	}
+	if len(out) > translateMaxAnswer {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the alerts are larger than %d bytes", translateMaxAnswer))
+	}
+	return c.JSONBlob(http.StatusOK, out)
+}
+
+// run compiles the mapping, if one is given, and translates the events,
+// as the translate command does.
+func (h *uiHandler) run(event []byte, src *string) TranslateAnswer {
+	ans := TranslateAnswer{Alerts: models.PostableAlerts{}, AlertEvents: []int{}, Errors: []TranslateError{}}
+	m := h.ui.Mapping()
+	if src != nil {
+		var err error
+		m, err = mapping.Parse(playgroundFile, []byte(*src))
+		if err != nil {
+			for _, e := range splitErrors(err) {
+				te := TranslateError{Kind: "mapping_file", Message: e.Error()}
+				if sm := fileLine.FindStringSubmatch(te.Message); sm != nil {
+					te.Line, _ = strconv.Atoi(sm[1])
+				}
+				ans.Errors = append(ans.Errors, te)
+			}
+			return ans
+		}
+	}
+	res := translate.Body(m, event, time.Now(), falco.Limits{MaxEvents: translateMaxEvents})
+	ans.Alerts = res.Alerts
+	for _, n := range res.Notes {
+		idx := n.Index
+		te := TranslateError{Kind: n.Kind, Index: &idx, Message: n.Message}
+		if n.Kind == translate.KindInvalid {
+			te.Line = n.Line
+		}
+		ans.Errors = append(ans.Errors, te)
+	}
+	ans.AlertEvents = res.AlertEvents
+	return ans
+}
+
+func splitErrors(err error) []error {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// ago says how long before now t was, roughly.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h ago"
+	default:
+		return strconv.Itoa(int(d.Hours()/24)) + "d ago"
+	}
+}
