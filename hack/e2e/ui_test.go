@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -92,7 +93,11 @@ func TestUIInBrowser(t *testing.T) {
 
 	t.Run("playground", func(t *testing.T) {
 		do(t, b, chromedp.Navigate(s.bridge.URL+"/playground"))
-		setValue(t, b, "event", string(benign))
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, benign, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		setValue(t, b, "event", pretty.String())
 		waitJS(t, b, `document.getElementById("alerts").textContent.includes(`+jsString(`"alertname": "`+string(want.Labels["alertname"])+`"`)+`)`)
 
 		// A change of the mapping that adds a label shows in the diff.
@@ -110,6 +115,21 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("template error shown as line %q: %s", line, msg)
 		}
 		screenshot(t, b, shots, "playground-error.png")
+	})
+
+	t.Run("runaway template", func(t *testing.T) {
+		// Never ends: the child process that runs it is killed at the
+		// deadline, and the next translation works.
+		req, _ := json.Marshal(map[string]any{"event": json.RawMessage(benign), "mapping": "labels:\n  alertname: '{{ range 1000000000000 }}{{ end }}x'\n"})
+		code, body := post(t, s.bridge.URL+"/api/v1/translate", req)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "took longer than") {
+			t.Fatalf("runaway template: %d %s", code, body)
+		}
+		req, _ = json.Marshal(map[string]any{"event": json.RawMessage(benign)})
+		code, body = post(t, s.bridge.URL+"/api/v1/translate", req)
+		if code != http.StatusOK || !strings.Contains(body, string(want.Labels["alertname"])) {
+			t.Fatalf("translation after a runaway one: %d %s", code, body)
+		}
 	})
 
 	t.Run("running bridge unchanged", func(t *testing.T) {
@@ -233,6 +253,17 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+func post(t *testing.T, url string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // waitStatus polls /api/v1/status until cond holds.

@@ -19,6 +19,7 @@ import (
 
 func newTranslate(stdio IO) *cobra.Command {
 	var mappingFile, now string
+	var api bool
 	cmd := &cobra.Command{
 		Use:   "translate [--mapping.file FILE] [--now RFC3339] [FILE...]",
 		Short: "Print the Alertmanager alerts that Falco events become",
@@ -45,6 +46,9 @@ printed. Events the mapping drops are noted on standard error.`,
 			if err != nil {
 				return err
 			}
+			if api {
+				return translateAPI(m, received, stdio)
+			}
 			ok, err := translate(m, files, received, stdio)
 			if err != nil {
 				return err
@@ -57,6 +61,10 @@ printed. Events the mapping drops are noted on standard error.`,
 	}
 	cmd.Flags().StringVar(&mappingFile, "mapping.file", "", "Label-mapping file; empty uses the built-in mapping.")
 	cmd.Flags().StringVar(&now, "now", "", "Arrival time to assume (RFC3339), for reproducible output; default the current time.")
+	// The server runs POST /api/v1/translate in a process of its own, so
+	// that a template that runs away can be killed.
+	cmd.Flags().BoolVar(&api, "api", false, "Read a POST /api/v1/translate request on standard input and write its answer.")
+	_ = cmd.Flags().MarkHidden("api")
 	return cmd
 }
 

@@ -13,13 +13,11 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/alertmanager/api/v2/models"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
@@ -37,15 +35,20 @@ type UI struct {
 	Status func() (status.Status, error)
 	// Mapping returns the running mapping.
 	Mapping func() *mapping.Mapping
+	// Translate answers POST /api/v1/translate where a template that
+	// runs away can be stopped (a process of its own); the request's
+	// Mapping is always set. Nil runs translate.API in-process.
+	Translate func(ctx context.Context, req translate.Request) (translate.Answer, error)
 }
 
 // Bounds of POST /api/v1/translate: an event and a mapping are small, and
 // the playground sends one request per edit.
 const (
 	translateMaxBytes  = 1 << 20
-	translateMaxEvents = 100
 	translateTimeout   = 2 * time.Second
-	translateMaxAnswer = 4 << 20
+	// TranslateMaxAnswer bounds the answer, since a mapping can make
+	// its values as long as it likes.
+	TranslateMaxAnswer = 4 << 20
 	// translateParallel is how many translations run at once; a template
 	// that runs away keeps its slot until it ends.
 	translateParallel = 2
@@ -244,39 +247,6 @@ func (h *uiHandler) static(c echo.Context) error {
 	return c.Blob(http.StatusOK, typ, b)
 }
 
-// TranslateRequest is the body of POST /api/v1/translate.
-type TranslateRequest struct {
-	// Event is a Falco event (or an array, or newline-delimited events),
-	// as JSON or as a string holding the JSON.
-	Event json.RawMessage `json:"event"`
-	// Mapping is a mapping file; absent, the running mapping.
-	Mapping *string `json:"mapping,omitempty"`
-}
-
-// TranslateAnswer is the answer of POST /api/v1/translate.
-type TranslateAnswer struct {
-	Alerts models.PostableAlerts `json:"alerts"`
-	// AlertEvents gives, for each alert, the index of its event.
-	AlertEvents []int            `json:"alert_events"`
-	Errors      []TranslateError `json:"errors"`
-}
-
-// TranslateError is one problem: the mapping does not compile
-// (kind "mapping_file", with the line of the file), an event is invalid
-// ("invalid", with the line of the event text), a template failed on an
-// event ("mapping"), or the mapping dropped it ("dropped").
-type TranslateError struct {
-	Kind    string `json:"kind"`
-	Line    int    `json:"line,omitempty"`
-	Index   *int   `json:"index,omitempty"`
-	Message string `json:"message"`
-}
-
-// playgroundFile is the name errors give the playground's mapping.
-const playgroundFile = "mapping.yaml"
-
-var fileLine = regexp.MustCompile(`^` + regexp.QuoteMeta(playgroundFile) + `:(\d+):`)
-
 func (h *uiHandler) translateJSON(c echo.Context) error {
 	r := http.MaxBytesReader(c.Response(), c.Request().Body, translateMaxBytes)
 	body, err := io.ReadAll(r)
@@ -286,20 +256,12 @@ func (h *uiHandler) translateJSON(c echo.Context) error {
 		}
 		return echo.NewHTTPError(http.StatusBadRequest, "reading the body failed: "+err.Error())
 	}
-	var req TranslateRequest
+	var req translate.Request
 	if err := json.Unmarshal(body, &req); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, `the body is not {"event": ..., "mapping": "..."}: `+err.Error())
 	}
-	event := bytes.TrimSpace(req.Event)
-	if len(event) > 0 && event[0] == '"' {
-		var s string
-		if err := json.Unmarshal(event, &s); err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, "event: "+err.Error())
-		}
-		event = []byte(s)
-	}
-	if len(bytes.TrimSpace(event)) == 0 || string(event) == "null" {
-		return echo.NewHTTPError(http.StatusBadRequest, "event: missing: expected a Falco event as JSON")
+	if _, err := req.EventBytes(); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
 
 	select {
@@ -309,71 +271,55 @@ func (h *uiHandler) translateJSON(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), translateTimeout)
 	defer cancel()
-	done := make(chan TranslateAnswer, 1)
+	type result struct {
+		ans translate.Answer
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
+		// The slot is given back when the translation ends, not when
+		// the answer is sent: a run-away template in-process keeps it.
 		defer func() { <-h.translate }()
-		done <- h.run(event, req.Mapping)
+		var r result
+		if h.ui.Translate != nil {
+			if req.Mapping == nil {
+				src := string(h.ui.Mapping().Source())
+				req.Mapping = &src
+			}
+			r.ans, r.err = h.ui.Translate(ctx, req)
+		} else {
+			r.ans, r.err = translate.API(req, h.ui.Mapping(), time.Now())
+		}
+		done <- r
 	}()
-	var ans TranslateAnswer
+	var res result
 	select {
-	case ans = <-done:
+	case res = <-done:
 	case <-ctx.Done():
 		return echo.NewHTTPError(http.StatusServiceUnavailable, fmt.Sprintf("the mapping took longer than %s on this event", translateTimeout))
 	}
-	out, err := json.Marshal(ans)
+	if errors.Is(res.err, ErrTranslateTooLarge) {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the alerts are larger than %d bytes", TranslateMaxAnswer))
+	}
+	if errors.Is(res.err, context.DeadlineExceeded) {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, fmt.Sprintf("the mapping took longer than %s on this event", translateTimeout))
+	}
+	if res.err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, res.err.Error())
+	}
+	out, err := json.Marshal(res.ans)
 	if err != nil {
 		return err
 	}
-	if len(out) > translateMaxAnswer {
-		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the alerts are larger than %d bytes", translateMaxAnswer))
+	if len(out) > TranslateMaxAnswer {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the alerts are larger than %d bytes", TranslateMaxAnswer))
 	}
 	return c.JSONBlob(http.StatusOK, out)
 }
 
-// run compiles the mapping, if one is given, and translates the events,
-// as the translate command does.
-func (h *uiHandler) run(event []byte, src *string) TranslateAnswer {
-	ans := TranslateAnswer{Alerts: models.PostableAlerts{}, AlertEvents: []int{}, Errors: []TranslateError{}}
-	m := h.ui.Mapping()
-	if src != nil {
-		var err error
-		m, err = mapping.Parse(playgroundFile, []byte(*src))
-		if err != nil {
-			for _, e := range splitErrors(err) {
-				te := TranslateError{Kind: "mapping_file", Message: e.Error()}
-				if sm := fileLine.FindStringSubmatch(te.Message); sm != nil {
-					te.Line, _ = strconv.Atoi(sm[1])
-				}
-				ans.Errors = append(ans.Errors, te)
-			}
-			return ans
-		}
-	}
-	res := translate.Body(m, event, time.Now(), falco.Limits{MaxEvents: translateMaxEvents})
-	ans.Alerts = res.Alerts
-	for _, n := range res.Notes {
-		idx := n.Index
-		te := TranslateError{Kind: n.Kind, Index: &idx, Message: n.Message}
-		if n.Kind == translate.KindInvalid {
-			te.Line = n.Line
-		}
-		ans.Errors = append(ans.Errors, te)
-	}
-	ans.AlertEvents = res.AlertEvents
-	return ans
-}
-
-func splitErrors(err error) []error {
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		var out []error
-		for _, e := range joined.Unwrap() {
-			out = append(out, splitErrors(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
+// ErrTranslateTooLarge is what UI.Translate returns when the answer is
+// over TranslateMaxAnswer bytes.
+var ErrTranslateTooLarge = errors.New("translation answer too large")
 
 // ago says how long before now t was, roughly.
 func ago(now, t time.Time) string {
