@@ -5,10 +5,13 @@ package status
 
 import (
 	"bytes"
-	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 )
@@ -45,6 +48,8 @@ type Entry struct {
 	Outcome  string    `json:"outcome"`
 	// Alert is set when the outcome is alert.
 	Alert *Alert `json:"alert,omitempty"`
+	alert *alertmanager.Alert // kept as made (alerts are not changed once queued); List fills Alert from it
+	raw   []byte              // owned; List fills Event from it
 	// DropReason is set when the outcome is dropped.
 	DropReason string `json:"drop_reason,omitempty"`
 	// Errors are why the event was rejected, or the templates that failed
@@ -100,21 +105,15 @@ func (r *Recent) Mapped(ev *falco.Event, received time.Time, res mapping.Result)
 		Received: received, Rule: ev.Rule, Priority: ev.Priority.String(),
 		Source: ev.Source, Hostname: ev.Hostname,
 	}
-	e.Event, e.EventTruncated = capRaw(eventJSON(ev))
+	e.raw, e.EventTruncated = capRaw(eventJSON(ev))
 	switch {
 	case res.Alert != nil:
 		e.Outcome = OutcomeAlert
-		a := res.Alert
-		e.Alert = &Alert{
-			Labels: make(map[string]string, len(a.Labels)), Annotations: make(map[string]string, len(a.Annotations)),
-			StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL,
-		}
-		for k, v := range a.Labels {
-			e.Alert.Labels[string(k)] = string(v)
+		e.alert = res.Alert
+		for k, v := range res.Alert.Labels {
 			e.size += len(k) + len(v)
 		}
-		for k, v := range a.Annotations {
-			e.Alert.Annotations[string(k)] = string(v)
+		for k, v := range res.Alert.Annotations {
 			e.size += len(k) + len(v)
 		}
 	default:
@@ -143,13 +142,13 @@ func (r *Recent) Rejected(body []byte, errs []*falco.Error, received time.Time) 
 		if bytes.Count(bytes.TrimSpace(body), []byte("\n")) > 0 {
 			text = lineOf(body, fe.Line)
 		}
-		e.Event, e.EventTruncated = capRaw(bytes.TrimSpace(text))
+		e.raw, e.EventTruncated = capRaw(bytes.Clone(bytes.TrimSpace(text)))
 		r.add(e)
 	}
 }
 
 func (r *Recent) add(e Entry) {
-	e.size += entryOverhead + len(e.Rule) + len(e.Priority) + len(e.Source) + len(e.Hostname) + len(e.Event) + len(e.DropReason)
+	e.size += entryOverhead + len(e.Rule) + len(e.Priority) + len(e.Source) + len(e.Hostname) + len(e.raw) + len(e.DropReason)
 	for _, s := range e.Errors {
 		e.size += len(s)
 	}
@@ -174,10 +173,25 @@ func (r *Recent) List() []Entry {
 		return nil
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	out := make([]Entry, r.n)
 	for i := range r.n {
 		out[r.n-1-i] = r.entries[(r.head+i)%len(r.entries)]
+	}
+	r.mu.Unlock()
+	for i := range out {
+		out[i].Event = string(out[i].raw)
+		if a := out[i].alert; a != nil {
+			out[i].Alert = &Alert{
+				Labels: make(map[string]string, len(a.Labels)), Annotations: make(map[string]string, len(a.Annotations)),
+				StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL,
+			}
+			for k, v := range a.Labels {
+				out[i].Alert.Labels[string(k)] = string(v)
+			}
+			for k, v := range a.Annotations {
+				out[i].Alert.Annotations[string(k)] = string(v)
+			}
+		}
 	}
 	return out
 }
@@ -201,52 +215,67 @@ func (r *Recent) Bytes() int {
 }
 
 // eventJSON writes the event back as the flat Falco JSON it was decoded
-// into, output fields exactly as sent.
+// into, output fields exactly as sent. Not HTML-escaped: the page escapes,
+// and a command line should read as it was sent.
 func eventJSON(ev *falco.Event) []byte {
-	var b bytes.Buffer
-	b.Grow(256 + len(ev.Output))
-	// Not HTML-escaped: the page escapes, and a command line should
-	// read as it was sent.
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	val := func(v any) {
-		_ = enc.Encode(v)
-		b.Truncate(b.Len() - 1) // Encode ends with a newline
+	size := 192 + len(ev.Rule) + len(ev.Output) + len(ev.Message)
+	keys := make([]string, 0, len(ev.Fields))
+	for k, v := range ev.Fields {
+		keys = append(keys, k)
+		size += len(k) + len(v.JSON()) + 4
 	}
-	str := func(key, v string, first bool) {
-		if !first {
-			b.WriteByte(',')
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	str := func(key, v string) {
+		if v == "" {
+			return
 		}
-		val(key)
-		b.WriteByte(':')
-		val(v)
-	}
-	b.WriteByte('{')
-	str("time", ev.Time.Format(time.RFC3339Nano), true)
-	str("rule", ev.Rule, false)
-	str("priority", ev.Priority.String(), false)
-	for _, kv := range [][2]string{{"source", ev.Source}, {"hostname", ev.Hostname}, {"output", ev.Output}, {"message", ev.Message}, {"uuid", ev.UUID}} {
-		if kv[1] != "" {
-			str(kv[0], kv[1], false)
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b, _ = jsontext.AppendQuote(b, v) // valid UTF-8: it was decoded from JSON
 	}
+	b = append(b, '{')
+	str("time", ev.Time.Format(time.RFC3339Nano))
+	str("rule", ev.Rule)
+	str("priority", ev.Priority.String())
+	str("source", ev.Source)
+	str("hostname", ev.Hostname)
+	str("output", ev.Output)
+	str("message", ev.Message)
+	str("uuid", ev.UUID)
 	if len(ev.Tags) > 0 {
-		b.WriteString(`,"tags":`)
-		val(ev.Tags)
+		b = append(b, `,"tags":[`...)
+		for i, t := range ev.Tags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b, _ = jsontext.AppendQuote(b, t)
+		}
+		b = append(b, ']')
 	}
-	b.WriteString(`,"output_fields":`)
-	b.WriteString(ev.Fields.JSON())
-	b.WriteByte('}')
-	return b.Bytes()
+	b = append(b, `,"output_fields":{`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b, _ = jsontext.AppendQuote(b, k)
+		b = append(b, ':')
+		b = append(b, ev.Fields[k].JSON()...)
+	}
+	return append(b, '}', '}')
 }
 
-// capRaw copies b into a string of at most MaxRawBytes, never cutting a
+// capRaw cuts b, which it owns, to at most MaxRawBytes, never inside a
 // UTF-8 character.
-func capRaw(b []byte) (string, bool) {
+func capRaw(b []byte) ([]byte, bool) {
 	if len(b) <= MaxRawBytes {
-		return string(b), false
+		return b, false
 	}
-	return mapping.Truncate(string(b[:MaxRawBytes+1]), MaxRawBytes), true
+	return []byte(mapping.Truncate(string(b[:MaxRawBytes+1]), MaxRawBytes)), true
 }
 
 // lineOf returns line n (from 1) of body.
