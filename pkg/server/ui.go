@@ -44,8 +44,8 @@ type UI struct {
 // Bounds of POST /api/v1/translate: an event and a mapping are small, and
 // the playground sends one request per edit.
 const (
-	translateMaxBytes  = 1 << 20
-	translateTimeout   = 2 * time.Second
+	translateMaxBytes = 1 << 20
+	translateTimeout  = 2 * time.Second
 	// TranslateMaxAnswer bounds the answer, since a mapping can make
 	// its values as long as it likes.
 	TranslateMaxAnswer = 4 << 20

@@ -47,7 +47,7 @@ type Entry struct {
 	Hostname string    `json:"hostname,omitempty"`
 	Outcome  string    `json:"outcome"`
 	// Alert is set when the outcome is alert.
-	Alert *Alert `json:"alert,omitempty"`
+	Alert *Alert              `json:"alert,omitempty"`
 	alert *alertmanager.Alert // kept as made (alerts are not changed once queued); List fills Alert from it
 	raw   []byte              // owned; List fills Event from it
 	// DropReason is set when the outcome is dropped.
