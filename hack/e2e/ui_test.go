@@ -75,7 +75,10 @@ func TestUIInBrowser(t *testing.T) {
 		// The page refreshes itself: wait for one refresh, then check
 		// that the hostile text is text and nothing of it ran.
 		waitJS(t, b, `document.getElementById("refreshed").textContent.startsWith("updated")`)
-		do(t, b, chromedp.Evaluate[chromedp.Void](`document.querySelector("#live li.event details").open = true`))
+		// Pause it, so the page holds still for the checks and the
+		// screenshot.
+		do(t, b, chromedp.Evaluate[chromedp.Void](`document.getElementById("pause").checked = true; document.querySelector("#live li.event details").open = true`))
+		waitJS(t, b, `document.documentElement.scrollHeight > 1000`)
 		text := evalJS[string](t, b, `document.querySelector("#live li.event").textContent`)
 		for _, s := range []string{`<script>window.__pwned='script'</script>`, `<img src=x onerror=window.__pwned=1>`, `Hostile <img src=x onerror="window.__pwned='img'"> rule`, "ns<b>bold</b>"} {
 			if !strings.Contains(text, s) {

@@ -98,14 +98,16 @@ func registerUI(e *echo.Echo, ui *UI, token func() string) {
 			return next(c)
 		}
 	})
-	g := e.Group("", uiAuth(token), securityHeaders)
-	g.GET("/", h.statusPage)
-	g.GET("/ui/status", h.statusFragment)
-	g.GET("/playground", h.playground)
-	g.GET("/static/:file", h.static)
-	g.GET("/api/v1/status", h.statusJSON)
-	g.GET("/api/v1/samples", func(c echo.Context) error { return c.JSON(http.StatusOK, h.samples) })
-	g.POST("/api/v1/translate", h.translateJSON)
+	// Middleware per route, not an echo Group: a group's catch-all
+	// would answer 404 where a wrong method on POST / must get 405.
+	mw := []echo.MiddlewareFunc{uiAuth(token), securityHeaders}
+	e.GET("/", h.statusPage, mw...)
+	e.GET("/ui/status", h.statusFragment, mw...)
+	e.GET("/playground", h.playground, mw...)
+	e.GET("/static/:file", h.static, mw...)
+	e.GET("/api/v1/status", h.statusJSON, mw...)
+	e.GET("/api/v1/samples", func(c echo.Context) error { return c.JSON(http.StatusOK, h.samples) }, mw...)
+	e.POST("/api/v1/translate", h.translateJSON, mw...)
 }
 
 // noteRejected records the invalid events of a request for the status

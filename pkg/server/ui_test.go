@@ -246,3 +246,13 @@ func mustJSON(s string) []byte {
 	b, _ := json.Marshal(s)
 	return b
 }
+
+func TestUIKeepsIngestMethodAnswers(t *testing.T) {
+	h, _ := newUIHandler(t, "")
+	for _, m := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		rec := do(h, m, "/", event)
+		if rec.Code != http.StatusMethodNotAllowed || !strings.Contains(rec.Header().Get("Allow"), http.MethodPost) {
+			t.Errorf("%s /: %d, Allow %q", m, rec.Code, rec.Header().Get("Allow"))
+		}
+	}
+}

@@ -75,7 +75,7 @@
       summary.classList.add("bad");
     }
     const nb = distinct(b), ne = distinct(e);
-    if (nb !== ne) {
+    if (nb !== ne && nb > 0 && ne > 0) {
       summary.textContent += " " + nb + " alert(s) with the running mapping, " + ne + " with this one: " +
         (ne > nb ? "alerts split." : "alerts merge.");
     }
@@ -101,7 +101,12 @@
       }));
       alertsPre.textContent = edited.alerts.length ? JSON.stringify(edited.alerts, null, 2) : "";
       state.textContent = edited.alerts.length + " alert(s)";
-      showDiff(edited, base);
+      if (edited.errors.some((e) => e.kind === "mapping_file")) {
+        state.textContent = "the mapping does not compile";
+        diff.replaceChildren();
+      } else {
+        showDiff(edited, base);
+      }
     } catch (e) {
       if (my !== seq) return;
       errorsList.replaceChildren(el("li", e.message, "error-request"));
