@@ -24,11 +24,15 @@ LDFLAGS  := -s -w \
 # How long each fuzz target runs in `make test` (and `make fuzz`).
 FUZZTIME ?= 30s
 
+# Debian's chromium drives the status page and the playground in the
+# browser tests; .ci/run installs it (apt-get install chromium).
+CHROMIUM ?= /usr/bin/chromium
+
 # The end-to-end tests find the real binaries through these.
 TEST_ENV := ALERTMANAGER_BIN=$(TOOLS)/alertmanager AMTOOL_BIN=$(TOOLS)/amtool \
-	BRIDGE_BIN=$(BIN)/falco-am-bridge E2E_REQUIRED=1
+	BRIDGE_BIN=$(BIN)/falco-am-bridge CHROMIUM_BIN=$(CHROMIUM) E2E_REQUIRED=1
 
-.PHONY: all build test unit fuzz bench bench-load lint demo tools clean
+.PHONY: all build test unit fuzz bench bench-load lint demo tools screenshots clean
 
 all: build
 
@@ -89,6 +93,11 @@ lint: $(TOOLS)/golangci-lint
 
 demo: build tools
 	$(TEST_ENV) $(GO) run ./hack/demo
+
+# The browser test again, saving its screenshots of the status page and the
+# playground into docs/ (the README shows them).
+screenshots: build tools
+	$(TEST_ENV) UI_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestUIInBrowser$$' ./hack/e2e
 
 clean:
 	rm -rf $(BIN)

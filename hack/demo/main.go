@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/falco-am-bridge/falco-am-bridge/hack/capture/capture"
 	"github.com/falco-am-bridge/falco-am-bridge/hack/harness"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/status"
 )
 
 // demoOverride is the one change the demo makes to the shipped mapping
@@ -132,11 +135,12 @@ func (d *demo) run(ctx context.Context) (code int) {
 	}
 	bridge := harness.StartBridge(startCtx, d, harness.BridgeOptions{
 		Bin: harness.Binary(d, "BRIDGE_BIN"), Alertmanagers: []string{am.URL}, MappingFile: mappingFile,
+		Addr: bridgeAddr(),
 	})
 
 	d.printf("falco-am-bridge demo\n\n")
 	d.printf("  Alertmanager UI   %s/#/alerts   (shipped alertmanager/alertmanager.yml; group_wait and group_interval %s for the demo)\n", am.URL, groupInterval)
-	d.printf("  bridge            %s/   (POST Falco events here)   metrics %s/metrics\n", bridge.URL, bridge.URL)
+	d.printf("  bridge            %s/   (POST Falco events here; open it in a browser for the status page)   metrics %s/metrics\n", bridge.URL, bridge.URL)
 	d.printf("  Slack, PagerDuty  %s   (a capture server records what Alertmanager sends)\n", receiver.URL())
 	d.printf("  mapping           the shipped one, with a TTL of %s (shipped: 10m) so you see the alerts resolve,\n", ttl)
 	d.printf("                    and one override: events tagged shell, warning or above, page (severity critical)\n\n")
@@ -164,8 +168,67 @@ func (d *demo) run(ctx context.Context) (code int) {
 
 	d.printf("\nBridge metrics (%s/metrics):\n", bridge.URL)
 	d.metrics(bridge.URL)
-	d.printf("\nDone in %s; stopping Alertmanager, the bridge and the capture server.\n", time.Since(started).Round(time.Second))
+	d.status(bridge.URL)
+	if hold() {
+		d.printf("\nDone in %s. The demo keeps running until Ctrl-C: look at what the bridge did on its status page.\n", time.Since(started).Round(time.Second))
+		d.printf("\nStatus page: %s/   (mapping playground: %s/playground, JSON: %s/api/v1/status)\n", bridge.URL, bridge.URL, bridge.URL)
+		<-ctx.Done()
+		return 0
+	}
+	d.printf("\nDone in %s; stopping Alertmanager, the bridge and the capture server (DEMO_HOLD=1 keeps them running).\n", time.Since(started).Round(time.Second))
+	d.printf("\nStatus page: %s/   (mapping playground: %s/playground, JSON: %s/api/v1/status)\n", bridge.URL, bridge.URL, bridge.URL)
 	return 0
+}
+
+// bridgeAddr is the bridge's default port when it is free, so that the
+// README's curl commands work against the demo.
+func bridgeAddr() string {
+	const def = "127.0.0.1:2802"
+	ln, err := net.Listen("tcp", def)
+	if err != nil {
+		return ""
+	}
+	ln.Close()
+	return def
+}
+
+// hold says whether the demo keeps running at the end: when asked
+// (DEMO_HOLD=1) or when a person watches it (standard input is a
+// terminal).
+func hold() bool {
+	if v := os.Getenv("DEMO_HOLD"); v != "" {
+		return v == "1" || v == "true"
+	}
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// status prints what the status page shows, from GET /api/v1/status.
+func (d *demo) status(url string) {
+	resp, err := http.Get(url + "/api/v1/status")
+	if err != nil {
+		d.Fatalf("%v", err)
+	}
+	defer resp.Body.Close()
+	var s status.Status
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		d.Fatalf("status: %v", err)
+	}
+	d.printf("\nStatus (%s/api/v1/status): %d events received, %d accepted, %d rejected\n", url, s.Events.Received, s.Events.Accepted, s.Events.Rejected)
+	for _, t := range s.Alertmanagers {
+		if t.URL == alertmanager.PendingQueue {
+			continue
+		}
+		d.printf("  %s: queue %d/%d, %d alerts sent in %d requests, last success %s\n", t.URL, t.QueueLength, t.QueueCapacity,
+			t.AlertsSent, t.Requests["success"], t.LastSuccess.Format(time.TimeOnly))
+	}
+	for _, e := range s.Recent.Events {
+		what := e.Outcome
+		if e.Alert != nil {
+			what = "alert " + e.Alert.Labels["alertname"] + " severity=" + e.Alert.Labels["severity"]
+		}
+		d.printf("  %s  %-9s %-40.40s -> %s\n", e.Received.Format(time.TimeOnly), e.Priority, e.Rule, what)
+	}
 }
 
 type event struct {

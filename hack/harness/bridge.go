@@ -22,15 +22,19 @@ type BridgeOptions struct {
 	Alertmanagers []string // --alertmanager.url, in order
 	MappingFile   string   // "" for the built-in mapping
 	Args          []string // more flags
+	Addr          string   // host:port to listen on; "" for a free loopback port
 }
 
 // StartBridge starts falco-am-bridge on a free loopback port and waits until
 // it is ready. It is stopped (SIGTERM) when the test ends.
 func StartBridge(ctx context.Context, t TB, o BridgeOptions) *Bridge {
 	t.Helper()
-	addr, err := FreeAddr()
-	if err != nil {
-		t.Fatalf("%v", err)
+	addr := o.Addr
+	if addr == "" {
+		var err error
+		if addr, err = FreeAddr(); err != nil {
+			t.Fatalf("%v", err)
+		}
 	}
 	args := []string{"serve", "--web.listen-address=" + addr, "--log.level=debug"}
 	for _, u := range o.Alertmanagers {

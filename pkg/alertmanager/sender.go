@@ -35,6 +35,7 @@ type sender struct {
 	failures       int
 	configFailures int
 	recent         recent
+	stats          targetStats // last success and error, for the status page
 	cancel         context.CancelFunc
 	stopped        chan struct{}
 }
@@ -229,6 +230,7 @@ func (s *sender) post(ctx context.Context, batch []*entry) response {
 	r := c.post(ctx, body, o.now())
 	s.metrics.latency.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
 	s.metrics.requests.WithLabelValues(s.name, r.outcome.String()).Inc()
+	s.stats.record(r, s.opts().now())
 	return r
 }
 

@@ -51,6 +51,7 @@ type App struct {
 	loadConfig func() (*config.Config, error)
 	reloads    chan chan error // to the one goroutine that reloads (Run)
 	stopping   chan struct{}   // closed when Run stops taking reloads
+	ui         *uiState        // status page: recent events, last reload
 }
 
 // state is the part of the bridge a reload rebuilds: built first, from
@@ -90,6 +91,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		versionCollector(),
 	)
 	a.metrics = newMetrics(a.registry)
+	a.initUI()
 
 	st, amOpts, err := build(cfg)
 	if err != nil {
@@ -128,6 +130,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		Reload:   a.Reload,
 		Gatherer: a.registry,
 		Registry: a.registry,
+		UI:       a.uiDeps(),
 	})
 	a.srv = &http.Server{
 		Handler:           handler,
@@ -372,6 +375,7 @@ func (a *App) reload() error {
 	if err == nil {
 		st, amOpts, err = build(cfg)
 	}
+	a.noteReload(err)
 	if err != nil {
 		a.metrics.reloadOK.Set(0)
 		a.logger.Error("reload failed; keeping the running configuration", "err", err)
@@ -440,6 +444,7 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 		// Before mapping: an event the mapping drops still shows its sensor is alive.
 		a.sensors.Seen(events[i].Hostname, received)
 		res := m.Map(&events[i], received)
+		a.ui.recent.Mapped(&events[i], received, res)
 		if len(res.Errors) > 0 {
 			acc.Errors += len(res.Errors)
 			a.metrics.mappingErrors.Add(float64(len(res.Errors)))

@@ -249,7 +249,7 @@ func TestIngestRefusals(t *testing.T) {
 		code                          int
 		msg                           string
 	}{
-		{"wrong method", http.MethodGet, "", "", nil, http.StatusMethodNotAllowed, "Method Not Allowed"},
+		{"wrong method", http.MethodDelete, "", "", nil, http.StatusMethodNotAllowed, "Method Not Allowed"},
 		{"put", http.MethodPut, "application/json", "", []byte(ev("R", "Debug")), http.StatusMethodNotAllowed, ""},
 		{"too large", http.MethodPost, "application/json", "", big, http.StatusRequestEntityTooLarge, "web.max_request_bytes"},
 		{"too large after gunzip", http.MethodPost, "application/json", "gzip", gzipped(t, string(big)), http.StatusRequestEntityTooLarge, "web.max_request_bytes"},

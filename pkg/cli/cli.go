@@ -75,7 +75,9 @@ Run without a command, it serves (same as "falco-am-bridge serve").`,
 		Long: `Receive Falco events over HTTP and deliver them to Alertmanager.
 
 Endpoints: POST / (Falco JSON: one object, an array, or newline-delimited;
-gzip accepted), GET /-/healthy, GET /-/ready, GET /metrics, POST /-/reload.
+gzip accepted), GET /-/healthy, GET /-/ready, GET /metrics, POST /-/reload,
+and, unless --web.ui=false, the status page GET /, the mapping playground
+GET /playground, GET /api/v1/status and POST /api/v1/translate.
 SIGHUP or POST /-/reload reads the configuration again (flags still win over
 the file) with the mapping, bearer token, web and HTTP client files; a bad
 file keeps the running configuration.

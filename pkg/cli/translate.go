@@ -14,10 +14,12 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/app"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	translatepkg "github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
 )
 
 func newTranslate(stdio IO) *cobra.Command {
 	var mappingFile, now string
+	var api bool
 	cmd := &cobra.Command{
 		Use:   "translate [--mapping.file FILE] [--now RFC3339] [FILE...]",
 		Short: "Print the Alertmanager alerts that Falco events become",
@@ -44,6 +46,9 @@ printed. Events the mapping drops are noted on standard error.`,
 			if err != nil {
 				return err
 			}
+			if api {
+				return translateAPI(m, received, stdio)
+			}
 			ok, err := translate(m, files, received, stdio)
 			if err != nil {
 				return err
@@ -56,6 +61,10 @@ printed. Events the mapping drops are noted on standard error.`,
 	}
 	cmd.Flags().StringVar(&mappingFile, "mapping.file", "", "Label-mapping file; empty uses the built-in mapping.")
 	cmd.Flags().StringVar(&now, "now", "", "Arrival time to assume (RFC3339), for reproducible output; default the current time.")
+	// The server runs POST /api/v1/translate in a process of its own, so
+	// that a template that runs away can be killed.
+	cmd.Flags().BoolVar(&api, "api", false, "Read a POST /api/v1/translate request on standard input and write its answer.")
+	_ = cmd.Flags().MarkHidden("api")
 	return cmd
 }
 
@@ -86,27 +95,12 @@ func translate(m *mapping.Mapping, files []string, received time.Time, stdio IO)
 	valid := true
 	alerts := models.PostableAlerts{}
 	for _, in := range inputs {
-		dec := falco.DecodeBody(in.data, falco.Limits{})
-		errs := dec.Errors
-		if dec.Unread != nil {
-			errs = append(errs, dec.Unread)
+		res := translatepkg.Body(m, in.data, received, falco.Limits{})
+		for _, n := range res.Notes {
+			fmt.Fprintf(stdio.Stderr, "%s: %s\n", in.name, n.Message)
 		}
-		for _, derr := range errs {
-			valid = false
-			fmt.Fprintf(stdio.Stderr, "%s: %v\n", in.name, derr)
-		}
-		for i := range dec.Events {
-			ev := &dec.Events[i]
-			res := m.Map(ev, received)
-			for _, err := range res.Errors {
-				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): mapping: %v\n", in.name, ev.Index, ev.Line, err)
-			}
-			if res.Alert == nil {
-				fmt.Fprintf(stdio.Stderr, "%s: event %d (line %d): dropped by the mapping (%s)\n", in.name, ev.Index, ev.Line, res.Dropped)
-				continue
-			}
-			alerts = append(alerts, res.Alert.Postable())
-		}
+		valid = valid && res.Valid
+		alerts = append(alerts, res.Alerts...)
 	}
 	out, err := json.Marshal(alerts)
 	if err != nil {

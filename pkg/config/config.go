@@ -36,6 +36,7 @@ type Web struct {
 	ReadTimeout         time.Duration
 	WriteTimeout        time.Duration
 	IdleTimeout         time.Duration
+	UI                  bool // status page, playground and their APIs
 }
 
 // Alertmanager is where alerts go and how.

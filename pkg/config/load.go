@@ -35,7 +35,7 @@ type option struct {
 	flag string
 	key  string
 	list bool   // repeatable flag, list in the file
-	typ  string // shown in --help: duration, number, size; default string.
+	typ  string // shown in --help: duration, number, size, boolean; default string.
 	// Not "int": viper converts flags of that type itself, silently.
 	def  string
 	help string
@@ -98,6 +98,12 @@ func options() []option {
 			help: "How long an idle keep-alive connection (Falco reuses one) stays open.",
 			set: func(c *Config, v value) (err error) {
 				c.Web.IdleTimeout, err = v.duration()
+				return
+			}},
+		{flag: "web.ui", key: "web.ui", typ: "boolean", def: "true",
+			help: "Serve the status page (/), the mapping playground (/playground), /api/v1/status and /api/v1/translate, behind the same authentication as ingest. They show event contents.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.UI, err = v.boolean()
 				return
 			}},
 		{flag: "alertmanager.url", key: "alertmanager.urls", list: true, def: "http://127.0.0.1:9093",
@@ -257,6 +263,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 		}
 		fs.Var(&textValue{s: o.def, typ: o.typ}, o.flag, help)
 		fs.Lookup(o.flag).DefValue = o.def
+		if o.typ == "boolean" {
+			fs.Lookup(o.flag).NoOptDefVal = "true"
+		}
 	}
 }
 

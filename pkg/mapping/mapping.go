@@ -54,6 +54,7 @@ type Mapping struct {
 	labels          []compiled
 	annotations     []compiled
 	overrides       []override
+	source          []byte // the file as parsed, for the playground
 }
 
 type staticLabel struct {
@@ -126,6 +127,7 @@ func compileMapping(name string, data []byte, fast bool) (*Mapping, error) {
 	if err := errors.Join(c.errs...); err != nil {
 		return nil, err
 	}
+	m.source = data
 	return m, nil
 }
 

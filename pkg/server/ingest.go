@@ -104,6 +104,7 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 			errs = append(errs, dec.Unread)
 			ans.Unread = &dec.Unread.Index
 		}
+		noteRejected(c, body, errs, received)
 		if len(errs) == 0 {
 			return c.JSON(http.StatusAccepted, ans)
 		}

@@ -55,6 +55,8 @@ type Deps struct {
 	Reload   func() error
 	Gatherer prometheus.Gatherer
 	Registry prometheus.Registerer
+	// UI serves the status page and the playground; nil turns them off.
+	UI *UI
 }
 
 type metrics struct {
@@ -109,6 +111,7 @@ func New(opts Options, deps Deps) http.Handler {
 	if deps.Reload != nil {
 		e.POST("/-/reload", reload(deps.Reload), auth)
 	}
+	registerUI(e, deps.UI, opts.BearerToken)
 	return e
 }
 

@@ -1,0 +1,156 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/version"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/server"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/status"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
+)
+
+// uiState is what the status page knows beyond the metrics: the last
+// events (nil with --web.ui=false) and the last reload.
+type uiState struct {
+	recent  *status.Recent
+	started time.Time
+	exe     string // this binary, for translate --api
+
+	mu         sync.Mutex
+	loaded     time.Time // of the running mapping
+	reloadErr  string
+	reloadedAt time.Time
+}
+
+func (a *App) initUI() {
+	now := time.Now()
+	a.ui = &uiState{started: now, loaded: now}
+	if a.cfg.Web.UI {
+		a.ui.recent = status.NewRecent(status.DefaultRecentEvents, status.DefaultRecentBytes)
+		// The playground's translations run in a child of this
+		// binary (translate --api); in-process if it cannot be found.
+		if exe, err := os.Executable(); err == nil {
+			a.ui.exe = exe
+		}
+	}
+}
+
+// uiDeps returns what the server needs to serve the UI, or nil when it is
+// off.
+func (a *App) uiDeps() *server.UI {
+	if !a.cfg.Web.UI {
+		return nil
+	}
+	ui := &server.UI{
+		Recent:  a.ui.recent,
+		Status:  a.status,
+		Mapping: func() *mapping.Mapping { return a.state.Load().mapping },
+	}
+	if a.ui.exe != "" {
+		ui.Translate = a.translate
+	}
+	return ui
+}
+
+// translate runs a playground translation in a child process
+// (falco-am-bridge translate --api), which the request's deadline kills:
+// a mapping's template can loop without end, and a goroutine cannot be
+// stopped.
+func (a *App) translate(ctx context.Context, req translate.Request) (translate.Answer, error) {
+	var ans translate.Answer
+	body, err := json.Marshal(req)
+	if err != nil {
+		return ans, err
+	}
+	cmd := exec.CommandContext(ctx, a.ui.exe, "translate", "--api")
+	cmd.Stdin = bytes.NewReader(body)
+	cmd.Env = []string{}
+	stdout := &cappedBuffer{max: server.TranslateMaxAnswer}
+	stderr := &cappedBuffer{max: 4 << 10}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.WaitDelay = time.Second
+	err = cmd.Run()
+	switch {
+	case ctx.Err() != nil:
+		return ans, ctx.Err()
+	case stdout.over:
+		return ans, server.ErrTranslateTooLarge
+	case err != nil:
+		msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "falco-am-bridge: ")
+		if msg == "" {
+			msg = err.Error()
+		}
+		return ans, fmt.Errorf("%s", msg)
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &ans); err != nil {
+		return ans, fmt.Errorf("translate --api answered no JSON: %w", err)
+	}
+	return ans, nil
+}
+
+// cappedBuffer keeps the first max bytes written and notes the rest.
+type cappedBuffer struct {
+	bytes.Buffer
+	max  int
+	over bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); len(p) > room {
+		b.over = true
+		b.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}
+
+// noteReload records the outcome of a reload for the status page.
+func (a *App) noteReload(err error) {
+	a.ui.mu.Lock()
+	defer a.ui.mu.Unlock()
+	a.ui.reloadedAt = time.Now()
+	if err != nil {
+		a.ui.reloadErr = err.Error()
+		return
+	}
+	a.ui.reloadErr = ""
+	a.ui.loaded = a.ui.reloadedAt
+}
+
+func (a *App) status() (status.Status, error) {
+	now := time.Now()
+	s := status.Status{
+		Version: version.Version, Revision: version.GetRevision(),
+		Started: a.ui.started, UptimeSeconds: now.Sub(a.ui.started).Round(time.Second).Seconds(),
+	}
+	name := a.state.Load().mapping.Name()
+	if a.state.Load().cfg.Mapping.File == "" {
+		name = "built-in (" + name + ")"
+	}
+	a.ui.mu.Lock()
+	s.Mapping = status.Mapping{
+		File: name, Loaded: a.ui.loaded, ReloadOK: a.ui.reloadErr == "",
+		ReloadErr: a.ui.reloadErr, ReloadedAt: a.ui.reloadedAt,
+	}
+	a.ui.mu.Unlock()
+	if err := s.FromMetrics(a.registry, a.manager.TargetResults()); err != nil {
+		return s, err
+	}
+	s.Recent.MaxEvents, s.Recent.MaxBytes = a.ui.recent.Limits()
+	s.Recent.Bytes = a.ui.recent.Bytes()
+	s.Recent.Events = a.ui.recent.List()
+	if s.Recent.Events == nil {
+		s.Recent.Events = []status.Entry{}
+	}
+	return s, nil
+}

@@ -1,0 +1,294 @@
+// Package status keeps what the status page and GET /api/v1/status show:
+// the last events received and what became of each, in memory only, and
+// the figures of the bridge read back from its own metrics.
+package status
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+)
+
+// Defaults for Recent.
+const (
+	DefaultRecentEvents = 100
+	DefaultRecentBytes  = 4 << 20
+	// MaxRawBytes caps the raw event kept per entry, so that one huge
+	// event cannot push every other out of the byte budget.
+	MaxRawBytes = 16 << 10
+	// maxRejectedPerBody caps the invalid events of one body that are
+	// kept, so that one broken body does not push out every good event.
+	maxRejectedPerBody = 10
+	// entryOverhead is what an entry costs besides its strings.
+	entryOverhead = 256
+)
+
+// What became of an event.
+const (
+	OutcomeAlert    = "alert"    // made an alert, queued for every Alertmanager
+	OutcomeDropped  = "dropped"  // a filter of the mapping dropped it
+	OutcomeRejected = "rejected" // invalid: answered with 400
+)
+
+// Entry is one event received and what became of it.
+type Entry struct {
+	ID       uint64    `json:"id"`
+	Received time.Time `json:"received"`
+	Rule     string    `json:"rule,omitempty"`
+	Priority string    `json:"priority,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Hostname string    `json:"hostname,omitempty"`
+	Outcome  string    `json:"outcome"`
+	// Alert is set when the outcome is alert.
+	Alert *Alert              `json:"alert,omitempty"`
+	alert *alertmanager.Alert // kept as made (alerts are not changed once queued); List fills Alert from it
+	raw   []byte              // owned; List fills Event from it
+	// DropReason is set when the outcome is dropped.
+	DropReason string `json:"drop_reason,omitempty"`
+	// Errors are why the event was rejected, or the templates that failed
+	// on it (the alert was still made).
+	Errors []string `json:"errors,omitempty"`
+	// Event is the event as decoded, as Falco JSON; for a rejected event,
+	// the text of the body it came in.
+	Event string `json:"event"`
+	// EventTruncated says that Event was cut at MaxRawBytes.
+	EventTruncated bool `json:"event_truncated,omitempty"`
+
+	size int
+}
+
+// Alert is the alert an event became.
+type Alert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// Recent is a bounded ring of the last events, by count and by bytes. A nil
+// *Recent records nothing, so the bridge runs the same with the UI off.
+type Recent struct {
+	mu       sync.Mutex
+	entries  []Entry // ring; oldest at head
+	head, n  int
+	bytes    int
+	maxBytes int
+	nextID   uint64
+}
+
+// NewRecent returns a ring of at most maxEvents entries and about maxBytes
+// bytes; zero values take the defaults.
+func NewRecent(maxEvents, maxBytes int) *Recent {
+	if maxEvents <= 0 {
+		maxEvents = DefaultRecentEvents
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultRecentBytes
+	}
+	return &Recent{entries: make([]Entry, maxEvents), maxBytes: maxBytes, nextID: 1}
+}
+
+// Mapped records a valid event and the result of mapping it.
+func (r *Recent) Mapped(ev *falco.Event, received time.Time, res mapping.Result) {
+	if r == nil {
+		return
+	}
+	e := Entry{
+		Received: received, Rule: ev.Rule, Priority: ev.Priority.String(),
+		Source: ev.Source, Hostname: ev.Hostname,
+	}
+	e.raw, e.EventTruncated = capRaw(eventJSON(ev))
+	switch {
+	case res.Alert != nil:
+		e.Outcome = OutcomeAlert
+		e.alert = res.Alert
+		for k, v := range res.Alert.Labels {
+			e.size += len(k) + len(v)
+		}
+		for k, v := range res.Alert.Annotations {
+			e.size += len(k) + len(v)
+		}
+	default:
+		e.Outcome = OutcomeDropped
+		e.DropReason = res.Dropped
+	}
+	for _, err := range res.Errors {
+		e.Errors = append(e.Errors, err.Error())
+	}
+	r.add(e)
+}
+
+// Rejected records the invalid events of a body: the error, and the text
+// they came in (the whole body when it held one event, else the line the
+// event starts on).
+func (r *Recent) Rejected(body []byte, errs []*falco.Error, received time.Time) {
+	if r == nil {
+		return
+	}
+	for i, fe := range errs {
+		if i == maxRejectedPerBody {
+			break
+		}
+		e := Entry{Received: received, Outcome: OutcomeRejected, Errors: []string{fe.Error()}}
+		text := body
+		if bytes.Count(bytes.TrimSpace(body), []byte("\n")) > 0 {
+			text = lineOf(body, fe.Line)
+		}
+		e.raw, e.EventTruncated = capRaw(bytes.Clone(bytes.TrimSpace(text)))
+		r.add(e)
+	}
+}
+
+func (r *Recent) add(e Entry) {
+	e.size += entryOverhead + len(e.Rule) + len(e.Priority) + len(e.Source) + len(e.Hostname) + len(e.raw) + len(e.DropReason)
+	for _, s := range e.Errors {
+		e.size += len(s)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.ID = r.nextID
+	r.nextID++
+	for r.n > 0 && (r.n == len(r.entries) || r.bytes+e.size > r.maxBytes) {
+		r.bytes -= r.entries[r.head].size
+		r.entries[r.head] = Entry{}
+		r.head = (r.head + 1) % len(r.entries)
+		r.n--
+	}
+	r.entries[(r.head+r.n)%len(r.entries)] = e
+	r.n++
+	r.bytes += e.size
+}
+
+// List returns the entries, newest first.
+func (r *Recent) List() []Entry {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	out := make([]Entry, r.n)
+	for i := range r.n {
+		out[r.n-1-i] = r.entries[(r.head+i)%len(r.entries)]
+	}
+	r.mu.Unlock()
+	for i := range out {
+		out[i].Event = string(out[i].raw)
+		if a := out[i].alert; a != nil {
+			out[i].Alert = &Alert{
+				Labels: make(map[string]string, len(a.Labels)), Annotations: make(map[string]string, len(a.Annotations)),
+				StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL,
+			}
+			for k, v := range a.Labels {
+				out[i].Alert.Labels[string(k)] = string(v)
+			}
+			for k, v := range a.Annotations {
+				out[i].Alert.Annotations[string(k)] = string(v)
+			}
+		}
+	}
+	return out
+}
+
+// Limits returns the bounds of the ring: entries and bytes.
+func (r *Recent) Limits() (events, bytes int) {
+	if r == nil {
+		return 0, 0
+	}
+	return len(r.entries), r.maxBytes
+}
+
+// Bytes returns about how much memory the entries take.
+func (r *Recent) Bytes() int {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
+}
+
+// eventJSON writes the event back as the flat Falco JSON it was decoded
+// into, output fields exactly as sent. Not HTML-escaped: the page escapes,
+// and a command line should read as it was sent.
+func eventJSON(ev *falco.Event) []byte {
+	size := 192 + len(ev.Rule) + len(ev.Output) + len(ev.Message)
+	keys := make([]string, 0, len(ev.Fields))
+	for k, v := range ev.Fields {
+		keys = append(keys, k)
+		size += len(k) + len(v.JSON()) + 4
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	str := func(key, v string) {
+		if v == "" {
+			return
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b, _ = jsontext.AppendQuote(b, v) // valid UTF-8: it was decoded from JSON
+	}
+	b = append(b, '{')
+	str("time", ev.Time.Format(time.RFC3339Nano))
+	str("rule", ev.Rule)
+	str("priority", ev.Priority.String())
+	str("source", ev.Source)
+	str("hostname", ev.Hostname)
+	str("output", ev.Output)
+	str("message", ev.Message)
+	str("uuid", ev.UUID)
+	if len(ev.Tags) > 0 {
+		b = append(b, `,"tags":[`...)
+		for i, t := range ev.Tags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b, _ = jsontext.AppendQuote(b, t)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"output_fields":{`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b, _ = jsontext.AppendQuote(b, k)
+		b = append(b, ':')
+		b = append(b, ev.Fields[k].JSON()...)
+	}
+	return append(b, '}', '}')
+}
+
+// capRaw cuts b, which it owns, to at most MaxRawBytes, never inside a
+// UTF-8 character.
+func capRaw(b []byte) ([]byte, bool) {
+	if len(b) <= MaxRawBytes {
+		return b, false
+	}
+	return []byte(mapping.Truncate(string(b[:MaxRawBytes+1]), MaxRawBytes)), true
+}
+
+// lineOf returns line n (from 1) of body.
+func lineOf(body []byte, n int) []byte {
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(body, '\n')
+		if j < 0 {
+			return nil
+		}
+		body = body[j+1:]
+	}
+	if j := bytes.IndexByte(body, '\n'); j >= 0 {
+		body = body[:j]
+	}
+	return body
+}

@@ -1,0 +1,180 @@
+package status
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+)
+
+// Status is what GET /api/v1/status answers and the status page shows.
+type Status struct {
+	Version       string    `json:"version"`
+	Revision      string    `json:"revision,omitempty"`
+	Started       time.Time `json:"started"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Mapping       Mapping   `json:"mapping"`
+	Alertmanagers []Target  `json:"alertmanagers"`
+	Events        Counters  `json:"events"`
+	Recent        RecentSet `json:"recent"`
+}
+
+// Mapping is the mapping in use.
+type Mapping struct {
+	File       string    `json:"file"`
+	Loaded     time.Time `json:"loaded"`
+	ReloadOK   bool      `json:"last_reload_successful"`
+	ReloadErr  string    `json:"last_reload_error,omitempty"`
+	ReloadedAt time.Time `json:"last_reload_attempt,omitzero"`
+}
+
+// Target is one Alertmanager queue.
+type Target struct {
+	URL           string           `json:"url"`
+	QueueLength   int              `json:"queue_length"`
+	QueueCapacity int              `json:"queue_capacity"`
+	LastSuccess   time.Time        `json:"last_success,omitzero"`
+	LastError     string           `json:"last_error,omitempty"`
+	LastErrorTime time.Time        `json:"last_error_time,omitzero"`
+	Requests      map[string]int64 `json:"requests"` // by outcome
+	AlertsSent    int64            `json:"alerts_sent"`
+	AlertsDropped map[string]int64 `json:"alerts_dropped"` // by reason
+	AlertsMerged  int64            `json:"alerts_merged"`
+}
+
+// Counters are the event counters, as /metrics has them.
+type Counters struct {
+	Received      int64            `json:"received"`
+	Accepted      int64            `json:"accepted"`
+	Rejected      int64            `json:"rejected"`
+	Dropped       map[string]int64 `json:"dropped"` // by reason
+	MappingErrors int64            `json:"mapping_errors"`
+}
+
+// RecentSet is the last events received, newest first.
+type RecentSet struct {
+	MaxEvents int     `json:"max_events"`
+	MaxBytes  int     `json:"max_bytes"`
+	Bytes     int     `json:"bytes"`
+	Events    []Entry `json:"events"`
+}
+
+// Metric names read back from the registry.
+const (
+	metricReceived      = "falco_am_bridge_events_received_total"
+	metricAccepted      = "falco_am_bridge_events_accepted_total"
+	metricInvalid       = "falco_am_bridge_events_invalid_total"
+	metricDropped       = "falco_am_bridge_events_dropped_total"
+	metricMappingErrors = "falco_am_bridge_mapping_errors_total"
+	metricQueueLength   = "falco_am_bridge_alertmanager_queue_length"
+	metricQueueCap      = "falco_am_bridge_alertmanager_queue_capacity"
+	metricRequests      = "falco_am_bridge_alertmanager_requests_total"
+	metricSent          = "falco_am_bridge_alertmanager_alerts_sent_total"
+	metricAMDropped     = "falco_am_bridge_alertmanager_alerts_dropped_total"
+	metricMerged        = "falco_am_bridge_alertmanager_alerts_merged_total"
+)
+
+// FromMetrics fills the counters and the Alertmanager targets from the
+// bridge's own metrics, so the page and /metrics never disagree. The
+// targets are those with a queue capacity series: the current ones and
+// the queue of alerts held while none is known. results adds the last
+// success and error of each.
+func (s *Status) FromMetrics(g prometheus.Gatherer, results map[string]alertmanager.TargetResult) error {
+	mfs, err := g.Gather()
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]*dto.MetricFamily, len(mfs))
+	for _, mf := range mfs {
+		byName[mf.GetName()] = mf
+	}
+	each := func(name string, fn func(labels map[string]string, v float64)) {
+		mf := byName[name]
+		if mf == nil {
+			return
+		}
+		for _, m := range mf.GetMetric() {
+			labels := make(map[string]string, len(m.GetLabel()))
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			var v float64
+			switch {
+			case m.Counter != nil:
+				v = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				v = m.GetGauge().GetValue()
+			case m.Untyped != nil:
+				v = m.GetUntyped().GetValue()
+			}
+			fn(labels, v)
+		}
+	}
+	sum := func(name string) (n int64) {
+		each(name, func(_ map[string]string, v float64) { n += int64(v) })
+		return n
+	}
+	s.Events = Counters{
+		Received: sum(metricReceived), Accepted: sum(metricAccepted), Rejected: sum(metricInvalid),
+		MappingErrors: sum(metricMappingErrors), Dropped: map[string]int64{},
+	}
+	each(metricDropped, func(l map[string]string, v float64) { s.Events.Dropped[l["reason"]] += int64(v) })
+
+	targets := map[string]*Target{}
+	each(metricQueueCap, func(l map[string]string, v float64) {
+		targets[l["alertmanager"]] = &Target{
+			URL: l["alertmanager"], QueueCapacity: int(v),
+			Requests: map[string]int64{}, AlertsDropped: map[string]int64{},
+		}
+	})
+	target := func(l map[string]string) *Target { return targets[l["alertmanager"]] }
+	each(metricQueueLength, func(l map[string]string, v float64) {
+		if t := target(l); t != nil {
+			t.QueueLength = int(v)
+		}
+	})
+	each(metricRequests, func(l map[string]string, v float64) {
+		if t := target(l); t != nil {
+			t.Requests[l["outcome"]] += int64(v)
+		}
+	})
+	each(metricSent, func(l map[string]string, v float64) {
+		if t := target(l); t != nil {
+			t.AlertsSent += int64(v)
+		}
+	})
+	each(metricAMDropped, func(l map[string]string, v float64) {
+		if t := target(l); t != nil {
+			t.AlertsDropped[l["reason"]] += int64(v)
+		}
+	})
+	each(metricMerged, func(l map[string]string, v float64) {
+		if t := target(l); t != nil {
+			t.AlertsMerged += int64(v)
+		}
+	})
+	s.Alertmanagers = make([]Target, 0, len(targets))
+	for name, t := range targets {
+		if r, ok := results[name]; ok {
+			t.LastSuccess, t.LastError, t.LastErrorTime = r.LastSuccess, r.LastError, r.LastErrorTime
+		}
+		s.Alertmanagers = append(s.Alertmanagers, *t)
+	}
+	slices.SortFunc(s.Alertmanagers, func(a, b Target) int {
+		// The pending queue last, the others by URL.
+		if (a.URL == pendingQueue) != (b.URL == pendingQueue) {
+			if a.URL == pendingQueue {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.URL, b.URL)
+	})
+	return nil
+}
+
+const pendingQueue = alertmanager.PendingQueue
