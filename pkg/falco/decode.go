@@ -570,16 +570,17 @@ func (d *decoder) readName() (string, *Error) {
 	return s, nil
 }
 
-// outputFields reads the value of output_fields. It returns the value's
-// bytes, and adds its members to d.fields when it is an object; a limit
-// passed is recorded in limit.
-func (d *decoder) outputFields(limit **Error) (raw []byte, syntax *Error) {
+// container reads a value that should be an object or array, opened by
+// open, calling each for every member or element until close. It returns
+// the value's bytes whatever it is; each is called only for the expected
+// kind.
+func (d *decoder) container(open, close jsontext.Kind, each func() *Error) ([]byte, *Error) {
 	start := d.offset()
 	kind, err := d.peek()
 	if err != nil {
 		return nil, err
 	}
-	if kind != '{' {
+	if kind != open {
 		v, err := d.dec.ReadValue()
 		if err != nil {
 			return nil, d.syntaxError(err)
@@ -594,32 +595,11 @@ func (d *decoder) outputFields(limit **Error) (raw []byte, syntax *Error) {
 		if err != nil {
 			return nil, err
 		}
-		if kind == '}' {
+		if kind == close {
 			break
 		}
-		name, rerr := d.readName()
-		if rerr != nil {
-			return nil, rerr
-		}
-		if kind, err := d.peek(); err != nil {
+		if err := each(); err != nil {
 			return nil, err
-		} else if kind == '{' {
-			// Nested objects flatten here too.
-			d.name = append(d.name[:0], name...)
-			if err := d.flatten(3, limit, &d.fields); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		v, verr := d.leaf(3, limit)
-		if verr != nil {
-			return nil, verr
-		}
-		if *limit == nil && d.count() >= d.lim.MaxFields {
-			*limit = d.tooManyFields()
-		}
-		if *limit == nil {
-			d.fields = append(d.fields, pair{name: name, raw: v})
 		}
 	}
 	if _, err := d.dec.ReadToken(); err != nil {
@@ -628,42 +608,47 @@ func (d *decoder) outputFields(limit **Error) (raw []byte, syntax *Error) {
 	return valueAt(d.body[start:d.offset()]), nil
 }
 
+// outputFields reads the value of output_fields. It returns the value's
+// bytes, and adds its members to d.fields when it is an object; a limit
+// passed is recorded in limit.
+func (d *decoder) outputFields(limit **Error) ([]byte, *Error) {
+	return d.container('{', '}', func() *Error {
+		name, err := d.readName()
+		if err != nil {
+			return err
+		}
+		if kind, err := d.peek(); err != nil {
+			return err
+		} else if kind == '{' {
+			// Nested objects flatten here too.
+			d.name = append(d.name[:0], name...)
+			return d.flatten(3, limit, &d.fields)
+		}
+		v, err := d.leaf(3, limit)
+		if err != nil {
+			return err
+		}
+		if *limit == nil && d.count() >= d.lim.MaxFields {
+			*limit = d.tooManyFields()
+		}
+		if *limit == nil {
+			d.fields = append(d.fields, pair{name: name, raw: v})
+		}
+		return nil
+	})
+}
+
 // tagList reads the value of tags, adding its elements to d.tags when it
 // is an array.
 func (d *decoder) tagList(limit **Error) ([]byte, *Error) {
-	start := d.offset()
-	kind, err := d.peek()
-	if err != nil {
-		return nil, err
-	}
-	if kind != '[' {
-		v, err := d.dec.ReadValue()
+	return d.container('[', ']', func() *Error {
+		v, err := d.leaf(3, limit)
 		if err != nil {
-			return nil, d.syntaxError(err)
-		}
-		return v, nil
-	}
-	if _, err := d.dec.ReadToken(); err != nil {
-		return nil, d.syntaxError(err)
-	}
-	for {
-		kind, err := d.peek()
-		if err != nil {
-			return nil, err
-		}
-		if kind == ']' {
-			break
-		}
-		v, verr := d.leaf(3, limit)
-		if verr != nil {
-			return nil, verr
+			return err
 		}
 		d.tags = append(d.tags, v)
-	}
-	if _, err := d.dec.ReadToken(); err != nil {
-		return nil, d.syntaxError(err)
-	}
-	return valueAt(d.body[start:d.offset()]), nil
+		return nil
+	})
 }
 
 func (d *decoder) count() int { return len(d.fields) + len(d.flat) }
