@@ -31,7 +31,7 @@ type entry struct {
 	acks   []Ack
 	// enc is the alert encoded for the wire, shared by the queues of
 	// every Alertmanager; nil until needed after a merge.
-	enc []byte
+	enc  []byte
 	size int // approxSize of alert
 
 	inflight bool // part of the request being sent
