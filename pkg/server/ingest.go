@@ -205,13 +205,26 @@ func bearerAuth(token func() string) echo.MiddlewareFunc {
 			if want == "" {
 				return next(c)
 			}
-			scheme, got, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
-			// The scheme is case-insensitive (RFC 9110, 11.1).
-			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+			got, ok := bearerToken(c.Request())
+			if !ok || !sameToken(got, want) {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="falco-am-bridge"`)
 				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token")
 			}
 			return next(c)
 		}
 	}
+}
+
+// bearerToken returns the token of an Authorization: Bearer header. The
+// scheme is case-insensitive (RFC 9110, 11.1).
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, _ := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+func sameToken(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -153,11 +152,12 @@ func uiAuth(token func() string) echo.MiddlewareFunc {
 			if want == "" {
 				return next(c)
 			}
-			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			got, ok := bearerToken(c.Request())
 			if !ok {
 				_, got, ok = c.Request().BasicAuth()
+				got = strings.TrimSpace(got)
 			}
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+			if !ok || !sameToken(got, want) {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="falco-am-bridge", charset="UTF-8"`)
 				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token (browsers: any user name, the token as password)")
 			}
