@@ -62,7 +62,9 @@ overrides:
 
 	// The sensor speaks again, and keeps speaking (else it could be silent
 	// again, and its alert firing anew, before the resolve is sent).
-	sentAgain := time.Now()
+	// Times go to Alertmanager in milliseconds, as its own client sends
+	// them: a resolve within the same millisecond must still count.
+	sentAgain := time.Now().Truncate(time.Millisecond)
 	post(t, a, http.MethodPost, "application/json", "", []byte(snapshot))
 	speaking := time.NewTicker(200 * time.Millisecond)
 	defer speaking.Stop()
@@ -74,7 +76,7 @@ overrides:
 		}
 		// The sensor may go quiet again soon after: look at every alert.
 		for _, al := range silent()[1:] {
-			if end := time.Time(al.EndsAt); end.Before(time.Time(firing.EndsAt)) && end.After(sentAgain) {
+			if end := time.Time(al.EndsAt); end.Before(time.Time(firing.EndsAt)) && !end.Before(sentAgain) {
 				return true
 			}
 		}
