@@ -103,6 +103,10 @@ type Body struct {
 	// TooMany is set when the body holds more than Limits.MaxEvents
 	// events; decoding stopped there.
 	TooMany bool
+
+	// syntaxErrors counts the events that were not valid JSON, the
+	// errors not kept included (for tests).
+	syntaxErrors int
 }
 
 // Decode decodes a body with the default limits and returns its valid
@@ -323,6 +327,7 @@ func (d *decoder) value(p int, stream bool) (end int, ok bool) {
 	read := d.offset()
 	if err != nil && err.syntax {
 		read = max(read, p+err.at)
+		d.out.syntaxErrors++
 	}
 	d.reached = max(d.reached, read)
 	d.scanned += read - p
