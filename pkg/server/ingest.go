@@ -196,6 +196,13 @@ func bodyTooLarge(limit int64) error {
 
 // bearerAuth checks Authorization: Bearer when a token is configured.
 func bearerAuth(token func() string) echo.MiddlewareFunc {
+	return requireToken(token, bearerToken, `Bearer realm="falco-am-bridge"`, "missing or wrong bearer token")
+}
+
+// requireToken answers 401, with challenge, to a request from which
+// presented gives no token or not the configured one; with no token
+// configured every request passes.
+func requireToken(token func() string, presented func(*http.Request) (string, bool), challenge, msg string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if token == nil {
@@ -205,10 +212,10 @@ func bearerAuth(token func() string) echo.MiddlewareFunc {
 			if want == "" {
 				return next(c)
 			}
-			got, ok := bearerToken(c.Request())
-			if !ok || !sameToken(got, want) {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="falco-am-bridge"`)
-				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token")
+			got, ok := presented(c.Request())
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+				return echo.NewHTTPError(http.StatusUnauthorized, msg)
 			}
 			return next(c)
 		}
@@ -223,8 +230,4 @@ func bearerToken(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(token), true
-}
-
-func sameToken(got, want string) bool {
-	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }

@@ -143,27 +143,18 @@ func loadSamples() []sample {
 // user name), for which the browser asks. With --web.config.file, the web
 // configuration's own basic auth and TLS guard everything before this.
 func uiAuth(token func() string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if token == nil {
-				return next(c)
-			}
-			want := token()
-			if want == "" {
-				return next(c)
-			}
-			got, ok := bearerToken(c.Request())
-			if !ok {
-				_, got, ok = c.Request().BasicAuth()
-				got = strings.TrimSpace(got)
-			}
-			if !ok || !sameToken(got, want) {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="falco-am-bridge", charset="UTF-8"`)
-				return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token (browsers: any user name, the token as password)")
-			}
-			return next(c)
-		}
+	return requireToken(token, bearerOrPassword, `Basic realm="falco-am-bridge", charset="UTF-8"`,
+		"missing or wrong bearer token (browsers: any user name, the token as password)")
+}
+
+// bearerOrPassword returns the bearer token, or else the password of basic
+// auth.
+func bearerOrPassword(r *http.Request) (string, bool) {
+	if got, ok := bearerToken(r); ok {
+		return got, true
 	}
+	_, got, ok := r.BasicAuth()
+	return strings.TrimSpace(got), ok
 }
 
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
