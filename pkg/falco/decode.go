@@ -453,7 +453,7 @@ type member struct {
 	raw   []byte
 	set   bool
 	exact bool
-	// fields[from:to] of decoder.fields, for output_fields.
+	// from:to in decoder.fields (output_fields) or decoder.tags (tags).
 	from, to int
 }
 
