@@ -184,6 +184,10 @@ type decoder struct {
 	flat   []pair
 	tags   [][]byte
 	made   int // bytes of flattened names in flat
+	// limit is the first limit (fields, flattened names) the event being
+	// read passed. The walk records it and reads on to the event's end, so
+	// that the next event can be found; then the event is refused with it.
+	limit *Error
 
 	// scanned counts the bytes the tokenizer read, for tests of the cost.
 	scanned int

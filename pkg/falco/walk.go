@@ -79,19 +79,19 @@ func (m *member) take(exact bool) bool {
 // event reads one top-level value, which must be an object, and decodes
 // it.
 func (d *decoder) event() (Event, *Error) {
-	var limitErr *Error
-	ev, err := d.object(&limitErr)
-	if err != nil && limitErr != nil {
+	ev, err := d.object()
+	if err != nil && d.limit != nil && err != d.limit {
 		// Past a limit the tokenizer may give up too (it nests 10,000
-		// deep at most): the limit is what the sender needs to know.
-		limitErr.syntax, limitErr.at = err.syntax, err.at
-		return Event{}, limitErr
+		// deep at most): the limit is what the sender needs to know, and
+		// where reading stopped is where framing goes on from.
+		d.limit.syntax, d.limit.at = err.syntax, err.at
+		return Event{}, d.limit
 	}
 	return ev, err
 }
 
-func (d *decoder) object(limitErrp **Error) (Event, *Error) {
-	d.fields, d.flat, d.tags, d.made = d.fields[:0], d.flat[:0], d.tags[:0], 0
+func (d *decoder) object() (Event, *Error) {
+	d.fields, d.flat, d.tags, d.made, d.limit = d.fields[:0], d.flat[:0], d.tags[:0], 0, nil
 	kind := d.dec.PeekKind()
 	if kind != '{' {
 		if _, err := d.dec.ReadValue(); err != nil {
@@ -103,8 +103,6 @@ func (d *decoder) object(limitErrp **Error) (Event, *Error) {
 		return Event{}, d.syntaxError(err)
 	}
 	var known [numKeys]member
-	limitErr := *limitErrp
-	defer func() { *limitErrp = limitErr }()
 	for {
 		kind, err := d.peek()
 		if err != nil {
@@ -122,7 +120,7 @@ func (d *decoder) object(limitErrp **Error) (Event, *Error) {
 		case key == keyOutputFields:
 			m := &known[key]
 			from := len(d.fields)
-			raw, serr := d.outputFields(&limitErr)
+			raw, serr := d.outputFields()
 			if serr != nil {
 				return Event{}, serr
 			}
@@ -132,7 +130,7 @@ func (d *decoder) object(limitErrp **Error) (Event, *Error) {
 		case key == keyTags:
 			m := &known[key]
 			from := len(d.tags)
-			raw, serr := d.tagList(&limitErr)
+			raw, serr := d.tagList()
 			if serr != nil {
 				return Event{}, serr
 			}
@@ -149,7 +147,7 @@ func (d *decoder) object(limitErrp **Error) (Event, *Error) {
 			}
 		default:
 			d.name = append(d.name[:0], name...)
-			if err := d.flatten(2, &limitErr, &d.flat); err != nil {
+			if err := d.flatten(2, &d.flat); err != nil {
 				return Event{}, err
 			}
 		}
@@ -157,8 +155,8 @@ func (d *decoder) object(limitErrp **Error) (Event, *Error) {
 	if _, err := d.dec.ReadToken(); err != nil {
 		return Event{}, d.syntaxError(err)
 	}
-	if limitErr != nil {
-		return Event{}, limitErr
+	if d.limit != nil {
+		return Event{}, d.limit
 	}
 	return d.decodeKnown(&known)
 }
@@ -226,8 +224,8 @@ func (d *decoder) container(open, close jsontext.Kind, each func() *Error) ([]by
 
 // outputFields reads the value of output_fields. It returns the value's
 // bytes, and adds its members to d.fields when it is an object; a limit
-// passed is recorded in limit.
-func (d *decoder) outputFields(limit **Error) ([]byte, *Error) {
+// passed is recorded in d.limit.
+func (d *decoder) outputFields() ([]byte, *Error) {
 	return d.container('{', '}', func() *Error {
 		name, err := d.readName()
 		if err != nil {
@@ -238,16 +236,16 @@ func (d *decoder) outputFields(limit **Error) ([]byte, *Error) {
 		} else if kind == '{' {
 			// Nested objects flatten here too.
 			d.name = append(d.name[:0], name...)
-			return d.flatten(3, limit, &d.fields)
+			return d.flatten(3, &d.fields)
 		}
-		v, err := d.leaf(3, limit)
+		v, err := d.leaf(3)
 		if err != nil {
 			return err
 		}
-		if *limit == nil && d.count() >= d.lim.MaxFields {
-			*limit = d.tooManyFields()
+		if d.limit == nil && d.count() >= d.lim.MaxFields {
+			d.limit = d.tooManyFields()
 		}
-		if *limit == nil {
+		if d.limit == nil {
 			d.fields = append(d.fields, pair{name: name, raw: v})
 		}
 		return nil
@@ -256,9 +254,9 @@ func (d *decoder) outputFields(limit **Error) ([]byte, *Error) {
 
 // tagList reads the value of tags, adding its elements to d.tags when it
 // is an array.
-func (d *decoder) tagList(limit **Error) ([]byte, *Error) {
+func (d *decoder) tagList() ([]byte, *Error) {
 	return d.container('[', ']', func() *Error {
-		v, err := d.leaf(3, limit)
+		v, err := d.leaf(3)
 		if err != nil {
 			return err
 		}
@@ -287,7 +285,7 @@ func limitError(field, expected, got string) *Error {
 
 // leaf reads a value that is kept as it is, checking how deeply it nests:
 // level is the value's own (the event object is at level 1).
-func (d *decoder) leaf(level int, limit **Error) ([]byte, *Error) {
+func (d *decoder) leaf(level int) ([]byte, *Error) {
 	kind, err := d.peek()
 	if err != nil {
 		return nil, err
@@ -314,9 +312,9 @@ func (d *decoder) leaf(level int, limit **Error) ([]byte, *Error) {
 
 // flatten reads the value of the member named d.name, at level (the event
 // object is at 1), into dst: objects become dotted names, anything else
-// is kept as it is. A limit passed is recorded in limit and reading goes
+// is kept as it is. A limit passed is recorded in d.limit and reading goes
 // on, so that the event's end is found.
-func (d *decoder) flatten(level int, limit **Error, dst *[]pair) *Error {
+func (d *decoder) flatten(level int, dst *[]pair) *Error {
 	kind, err := d.peek()
 	if err != nil {
 		return err
@@ -324,7 +322,7 @@ func (d *decoder) flatten(level int, limit **Error, dst *[]pair) *Error {
 	if kind == '{' && level > d.lim.MaxDepth {
 		return d.tooDeep()
 	}
-	if kind == '{' && *limit == nil {
+	if kind == '{' && d.limit == nil {
 		if _, err := d.dec.ReadToken(); err != nil {
 			return d.syntaxError(err)
 		}
@@ -335,7 +333,7 @@ func (d *decoder) flatten(level int, limit **Error, dst *[]pair) *Error {
 		if kind == '}' {
 			// An empty object is a value of its own.
 			_, _ = d.dec.ReadToken()
-			d.addFlat([]byte("{}"), limit, dst)
+			d.addFlat([]byte("{}"), dst)
 			return nil
 		}
 		prefix := len(d.name)
@@ -345,7 +343,7 @@ func (d *decoder) flatten(level int, limit **Error, dst *[]pair) *Error {
 				return rerr
 			}
 			d.name = append(append(d.name[:prefix], '.'), name...)
-			if err := d.flatten(level+1, limit, dst); err != nil {
+			if err := d.flatten(level+1, dst); err != nil {
 				return err
 			}
 			if kind, err = d.peek(); err != nil {
@@ -356,11 +354,11 @@ func (d *decoder) flatten(level int, limit **Error, dst *[]pair) *Error {
 		_, _ = d.dec.ReadToken()
 		return nil
 	}
-	v, verr := d.leaf(level, limit)
+	v, verr := d.leaf(level)
 	if verr != nil {
 		return verr
 	}
-	d.addFlat(v, limit, dst)
+	d.addFlat(v, dst)
 	return nil
 }
 
@@ -373,17 +371,17 @@ const (
 	flattenSlack  = 1024
 )
 
-func (d *decoder) addFlat(v []byte, limit **Error, dst *[]pair) {
-	if *limit != nil {
+func (d *decoder) addFlat(v []byte, dst *[]pair) {
+	if d.limit != nil {
 		return
 	}
 	if d.count() >= d.lim.MaxFields {
-		*limit = d.tooManyFields()
+		d.limit = d.tooManyFields()
 		return
 	}
 	d.made += len(d.name)
 	if read := d.offset() - d.base; d.made > flattenFactor*read+flattenSlack {
-		*limit = limitError(string(d.name[:min(len(d.name), 64)]), fmt.Sprintf("nested objects whose flattened field names take at most %d bytes per byte of the event", flattenFactor), "more")
+		d.limit = limitError(string(d.name[:min(len(d.name), 64)]), fmt.Sprintf("nested objects whose flattened field names take at most %d bytes per byte of the event", flattenFactor), "more")
 		return
 	}
 	*dst = append(*dst, pair{name: string(d.name), raw: v})
