@@ -18,9 +18,10 @@ type Error struct {
 	Expected string
 	Got      string
 
-	// syntax is set when the event is not valid JSON, so that its end is
-	// unknown and decoding must resynchronise; at is where the tokenizer
-	// stopped, from the event's start.
+	// syntax is set when the event's end is unknown, because it is not
+	// valid JSON or nests deeper than Limits.MaxDepth, so that decoding
+	// must resynchronise; at is where the tokenizer stopped, from the
+	// event's start.
 	syntax bool
 	at     int
 	cause  error
@@ -92,14 +93,14 @@ type Body struct {
 	// events; decoding stopped there.
 	TooMany bool
 
-	// syntaxErrors counts the events that were not valid JSON, the
-	// errors not kept included (for tests).
+	// syntaxErrors counts the events whose end was unknown (Error.syntax),
+	// the errors not kept included (for tests).
 	syntaxErrors int
 }
 
 // Decode decodes a body with the default limits and returns its valid
-// events in order and an error for each of the others (the unreadable rest
-// of the body last, if any).
+// events in order and an error for each of the others, up to
+// DefaultMaxErrors of them (the unreadable rest of the body last, if any).
 func Decode(body []byte) ([]Event, []*Error) {
 	b := DecodeBody(body, Limits{})
 	errs := b.Errors
@@ -164,14 +165,15 @@ type decoder struct {
 
 	dec jsontext.Decoder
 	buf bytes.Buffer
-	// aux reads values already read by dec again (tags, lists).
+	// aux reads again the arrays dec already read, for their text
+	// (valueText).
 	aux    jsontext.Decoder
 	auxBuf bytes.Buffer
 	// base is the offset in body of what dec reads.
 	base int
-	// reached is the furthest offset the tokenizer has read up to; a
-	// value starting before it is only read within its own line, so that
-	// no byte is read twice over after errors.
+	// reached is the furthest offset the tokenizer has read up to; in a
+	// stream, a value starting before it is only read within its own line,
+	// so that no byte is read twice over after errors.
 	reached int
 
 	// line and col are the line and column of offset lineAt, which only

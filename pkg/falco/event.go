@@ -45,7 +45,10 @@ type Value struct {
 // (null, "" or "<NA>").
 func (v Value) String() string { return v.text }
 
-// JSON returns the value as compact JSON, exactly as Falco sent it.
+// JSON returns the value as compact JSON: numbers digit for digit and null
+// as null, as Falco sent them. Only the spelling may differ: white space and
+// needless escapes inside arrays and objects are dropped, and invalid UTF-8
+// is replaced.
 func (v Value) JSON() []byte { return v.raw }
 
 // Fields maps Falco field names (proc.cmdline, ka.uri.param[command], ...)
@@ -63,7 +66,7 @@ func (f Fields) Get(names ...string) string {
 }
 
 // JSON returns all fields as one compact JSON object with sorted keys and
-// every value exactly as sent.
+// every value as Value.JSON returns it.
 func (f Fields) JSON() string {
 	if len(f) == 0 {
 		return "{}"

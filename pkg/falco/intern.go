@@ -8,8 +8,9 @@ import (
 // Field names, and many values (host names, images, "true"), repeat from
 // event to event. intern returns a string equal to b, from a small cache
 // when it was seen lately, saving an allocation and garbage per field. The
-// cache is a fixed table of short strings: bounded, lock-free, and a miss
-// costs no more than the allocation it would have saved.
+// cache is a fixed table of short strings: bounded and lock-free. A miss
+// costs the allocation it would have saved plus a small one, the string's
+// header that the table points to.
 func intern(b []byte) string {
 	if len(b) > maxInterned {
 		return string(b)

@@ -11,8 +11,9 @@ import (
 
 // unquote returns the string a JSON string literal holds. The tokenizer
 // validated it; a literal without escapes is its content between the
-// quotes. Escapes and invalid UTF-8 (replaced with U+FFFD byte by byte, as
-// encoding/json does and Alertmanager needs) take encoding/json.
+// quotes, and escapes take jsontext. Invalid UTF-8, and escapes jsontext
+// refuses (lone surrogates), take encoding/json, which turns them into
+// U+FFFD (bad bytes one by one), as Alertmanager needs valid UTF-8.
 func unquote(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false

@@ -8,9 +8,10 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// The keys of Falco's alert object. Falco writes them in lower case; like
-// encoding/json (and so falcosidekick), other cases are accepted, an exact
-// match winning over others and the last of equals winning.
+// The keys of Falco's alert object. Falco writes them in lower case; other
+// cases are accepted too, as encoding/json (and so falcosidekick) accepts
+// them. Unlike encoding/json, where the last key of any case wins, an exact
+// match wins over other cases, and the last of equals wins.
 const (
 	keyOutput = iota
 	keyPriority
