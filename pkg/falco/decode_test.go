@@ -417,3 +417,23 @@ func TestIntern(t *testing.T) {
 		t.Error("a string seen a moment ago was allocated again")
 	}
 }
+
+// TestTrimExcerptCutsBetweenCharacters: excerpts go into error messages
+// answered as JSON, so a cut must not split a UTF-8 character.
+func TestTrimExcerptCutsBetweenCharacters(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"short", "  abc  ", "abc"},
+		{"exactly 80", strings.Repeat("a", 80), strings.Repeat("a", 80)},
+		{"ascii", strings.Repeat("a", 81), strings.Repeat("a", 80) + "…"},
+		{"inside a character", strings.Repeat("a", 79) + "éé", strings.Repeat("a", 79) + "…"},
+		{"at a character", strings.Repeat("a", 80) + "é", strings.Repeat("a", 80) + "…"},
+		{"four-byte characters", strings.Repeat("😀", 21), strings.Repeat("😀", 20) + "…"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := trimExcerpt(tc.in)
+			if got != tc.want || !utf8.ValidString(got) {
+				t.Errorf("trimExcerpt(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
