@@ -133,7 +133,7 @@ func (d *decoder) value(p int, stream bool) (end int, ok bool) {
 		err.Index, err.Line = index, line
 		d.out.Rejected++
 		if len(d.out.Errors) < d.lim.MaxErrors {
-			d.describe(err)
+			d.describeSyntax(err)
 			d.out.Errors = append(d.out.Errors, err)
 		}
 		return d.offset(), !err.syntax
@@ -143,8 +143,8 @@ func (d *decoder) value(p int, stream bool) (end int, ok bool) {
 	return d.offset(), true
 }
 
-// syntaxError records where the tokenizer stopped; describe fills in the
-// rest for the errors that are kept.
+// syntaxError records where the tokenizer stopped; describeSyntax fills
+// in the rest for the errors that are kept.
 func (d *decoder) syntaxError(err error) *Error {
 	at := int(d.dec.InputOffset())
 	var se *jsontext.SyntacticError
@@ -154,8 +154,8 @@ func (d *decoder) syntaxError(err error) *Error {
 	return &Error{syntax: true, at: at, cause: err}
 }
 
-// describe turns a syntax error into words, with its line and column.
-func (d *decoder) describe(e *Error) {
+// describeSyntax turns a syntax error into words, with its line and column.
+func (d *decoder) describeSyntax(e *Error) {
 	if e.cause == nil {
 		return
 	}
