@@ -35,27 +35,26 @@ func unquote(raw []byte) (string, bool) {
 }
 
 // items calls fn with each element of the JSON array raw, which the
-// tokenizer read before. fn may call items again.
-func (d *decoder) items(raw []byte, fn func([]byte) *Error) *Error {
+// tokenizer read before, and reports whether raw read as an array. fn may
+// call items again: every element is read before fn is first called.
+func (d *decoder) items(raw []byte, fn func([]byte)) bool {
 	d.auxBuf = *bytes.NewBuffer(raw)
 	d.aux.Reset(&d.auxBuf, decodeOptions...)
 	if _, err := d.aux.ReadToken(); err != nil {
-		return &Error{Expected: "a JSON array", Got: err.Error()}
+		return false
 	}
 	var elems [][]byte
 	for d.aux.PeekKind() != ']' {
 		v, err := d.aux.ReadValue()
 		if err != nil {
-			return &Error{Expected: "a JSON array", Got: err.Error()}
+			return false
 		}
 		elems = append(elems, v)
 	}
 	for _, v := range elems {
-		if err := fn(v); err != nil {
-			return err
-		}
+		fn(v)
 	}
-	return nil
+	return true
 }
 
 func (d *decoder) newValue(raw []byte) Value {
@@ -103,12 +102,11 @@ func (d *decoder) valueText(raw []byte) string {
 		return s
 	case '[':
 		var parts []string
-		if d.items(raw, func(it []byte) *Error {
+		if !d.items(raw, func(it []byte) {
 			if t := d.valueText(it); t != "" {
 				parts = append(parts, t)
 			}
-			return nil
-		}) != nil {
+		}) {
 			return string(raw)
 		}
 		return strings.Join(parts, ",")
