@@ -335,7 +335,8 @@ func TestLooksLikeJSON(t *testing.T) {
 }
 
 func TestParsePriority(t *testing.T) {
-	for _, p := range Priorities() {
+	for i := range priorityNames {
+		p := Priority(i)
 		got, err := ParsePriority(strings.ToLower(p.String()))
 		if err != nil || got != p {
 			t.Errorf("ParsePriority(%q) = %v, %v", p, got, err)

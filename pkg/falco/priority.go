@@ -23,11 +23,6 @@ const (
 
 var priorityNames = [...]string{"Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug"}
 
-// Priorities lists every priority, most severe first.
-func Priorities() []Priority {
-	return []Priority{PriorityEmergency, PriorityAlert, PriorityCritical, PriorityError, PriorityWarning, PriorityNotice, PriorityInformational, PriorityDebug}
-}
-
 // ParsePriority parses a priority name the way Falco does: case-insensitive,
 // with "info" accepted for Informational.
 func ParsePriority(s string) (Priority, error) {
