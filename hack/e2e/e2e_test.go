@@ -24,7 +24,7 @@ import (
 
 	"github.com/falco-am-bridge/falco-am-bridge/hack/capture/capture"
 	"github.com/falco-am-bridge/falco-am-bridge/hack/harness"
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 )
@@ -186,7 +186,7 @@ func seedExample(t *testing.T) []byte {
 }
 
 // expected maps an event with the shipped mapping, as the bridge will.
-func expected(t *testing.T, event []byte) *alertmanager.Alert {
+func expected(t *testing.T, event []byte) *alert.Alert {
 	t.Helper()
 	m, err := mapping.Default()
 	if err != nil {
@@ -204,7 +204,7 @@ func expected(t *testing.T, event []byte) *alertmanager.Alert {
 }
 
 // where is the "where" part of the shipped templates' titles.
-func where(a *alertmanager.Alert) string {
+func where(a *alert.Alert) string {
 	l := func(k string) string { return string(a.Labels[alertmanagerLabel(k)]) }
 	var parts []string
 	if p := l("pod_name"); p != "" {
@@ -229,7 +229,7 @@ func slackEscape(s string) string {
 }
 
 // findSlack returns the Slack message about the alert's rule and place.
-func findSlack(t *testing.T, recs []capture.Record, a *alertmanager.Alert) (capture.SlackMessage, bool) {
+func findSlack(t *testing.T, recs []capture.Record, a *alert.Alert) (capture.SlackMessage, bool) {
 	t.Helper()
 	title := slackEscape(string(a.Labels["falco_rule"]))
 	if w := where(a); w != "" {
@@ -247,7 +247,7 @@ func findSlack(t *testing.T, recs []capture.Record, a *alertmanager.Alert) (capt
 	return capture.SlackMessage{}, false
 }
 
-func findPagerDuty(t *testing.T, recs []capture.Record, a *alertmanager.Alert) (capture.PagerDutyEvent, bool) {
+func findPagerDuty(t *testing.T, recs []capture.Record, a *alert.Alert) (capture.PagerDutyEvent, bool) {
 	t.Helper()
 	for _, r := range recs {
 		ev, err := r.PagerDuty()
@@ -263,7 +263,7 @@ func findPagerDuty(t *testing.T, recs []capture.Record, a *alertmanager.Alert) (
 }
 
 // checkSlack asserts that the message shows what a responder needs.
-func checkSlack(t *testing.T, m capture.SlackMessage, a *alertmanager.Alert) {
+func checkSlack(t *testing.T, m capture.SlackMessage, a *alert.Alert) {
 	t.Helper()
 	text := m.Title() + "\n" + m.Text()
 	for _, k := range []string{"falco_rule", "container_name", "pod_name", "namespace"} {
@@ -279,7 +279,7 @@ func checkSlack(t *testing.T, m capture.SlackMessage, a *alertmanager.Alert) {
 }
 
 // checkPagerDuty asserts the incident's summary, severity and details.
-func checkPagerDuty(t *testing.T, ev capture.PagerDutyEvent, a *alertmanager.Alert) {
+func checkPagerDuty(t *testing.T, ev capture.PagerDutyEvent, a *alert.Alert) {
 	t.Helper()
 	if ev.EventAction != "trigger" || ev.RoutingKey != routingKey || ev.Payload.Severity != string(a.Labels["severity"]) {
 		t.Errorf("PagerDuty event %s key %q severity %q", ev.EventAction, ev.RoutingKey, ev.Payload.Severity)

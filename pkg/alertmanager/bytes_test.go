@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
 // bigAlert returns an alert of about size bytes of annotations.
-func bigAlert(i, size int) *Alert {
+func bigAlert(i, size int) *alert.Alert {
 	a := testAlert("alertname", "Big", "n", fmt.Sprint(i))
 	a.Annotations = model.LabelSet{"description": model.LabelValue(strings.Repeat("x", size))}
 	return a
@@ -38,8 +40,8 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		t.Fatalf("%d dropped, want %d", len(dropped), 1000-n)
 	}
 	for i, e := range dropped {
-		if want := model.LabelValue(fmt.Sprint(i)); e.alert.Labels["n"] != want {
-			t.Fatalf("drop %d is alert %s, want %s: the oldest go first", i, e.alert.Labels["n"], want)
+		if want := model.LabelValue(fmt.Sprint(i)); e.sent().Labels["n"] != want {
+			t.Fatalf("drop %d is alert %s, want %s: the oldest go first", i, e.sent().Labels["n"], want)
 		}
 	}
 	batch, _ := q.take(1000, testAlert().StartsAt)

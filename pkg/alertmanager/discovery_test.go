@@ -65,7 +65,7 @@ func TestDiscovery(t *testing.T) {
 		srv: map[string][]*net.SRV{"_web._tcp.am": {{Target: "am-1.am.", Port: 9093}, {Target: "am-0.am.", Port: 9093}}},
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := NewManager(Options{}, logger, prometheus.NewRegistry())
+	m := mustManager(NewManager(Options{}, nil, logger, prometheus.NewRegistry()))
 	defer cancelledClose(m)
 	d := NewDiscovery([]Source{
 		{Kind: SourceStatic, URL: mustURL(t, "http://static:9093")},

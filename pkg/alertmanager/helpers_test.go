@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/alertmanager/api/v2/models"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
 // waitTimeout bounds every wait for a condition: generous, so that a slow
@@ -56,9 +58,9 @@ func waitClosed(t *testing.T, what string, ch <-chan struct{}) {
 
 // testAlert returns a firing alert with the given label pairs, valid for
 // an hour.
-func testAlert(pairs ...string) *Alert {
+func testAlert(pairs ...string) *alert.Alert {
 	now := time.Now()
-	return &Alert{
+	return &alert.Alert{
 		Labels:      labelSet(pairs...),
 		Annotations: model.LabelSet{"summary": "test"},
 		StartsAt:    now.Add(-time.Minute),
@@ -387,7 +389,7 @@ func newTestManager(t *testing.T, opts Options, logger *slog.Logger, targets ...
 		logger = slog.New(slog.DiscardHandler)
 	}
 	reg := prometheus.NewRegistry()
-	m := NewManager(opts, logger, reg)
+	m := mustManager(NewManager(opts, nil, logger, reg))
 	m.SetTargets(targets)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -494,4 +496,50 @@ func seriesOf(t *testing.T, reg prometheus.Gatherer, am string) []string {
 		}
 	}
 	return out
+}
+
+func mustManager(m *Manager, err error) *Manager {
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func encodeAll(alerts []*alert.Alert) []*alert.Wire {
+	out := make([]*alert.Wire, len(alerts))
+	for i, a := range alerts {
+		out[i] = alert.Encode(a)
+	}
+	return out
+}
+
+// sent decodes the alert as e goes on the wire.
+func (e *entry) sent() *alert.Alert {
+	var p models.PostableAlert
+	if err := json.Unmarshal(e.encoded(), &p); err != nil {
+		panic(err)
+	}
+	a := &alert.Alert{Labels: model.LabelSet{}, StartsAt: time.Time(p.StartsAt), EndsAt: time.Time(p.EndsAt), GeneratorURL: string(p.GeneratorURL), Resolve: e.w.Resolve}
+	for k, v := range p.Labels {
+		a.Labels[model.LabelName(k)] = model.LabelValue(v)
+	}
+	if len(p.Annotations) > 0 {
+		a.Annotations = model.LabelSet{}
+		for k, v := range p.Annotations {
+			a.Annotations[model.LabelName(k)] = model.LabelValue(v)
+		}
+	}
+	return a
+}
+
+func equalMaps(got models.LabelSet, want map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			return false
+		}
+	}
+	return true
 }

@@ -12,22 +12,28 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
 
 // Options tune delivery. Zero values take the defaults below, but for
 // BatchWait: zero sends as soon as an alert is queued.
 type Options struct {
-	QueueCapacity int           // alerts per Alertmanager queue
-	QueueMaxBytes int64         // bytes per queue (approximate); 0: DefaultQueueMaxBytes
-	BatchSize     int           // alerts per POST at most
-	BatchWait     time.Duration // how long a first alert waits for others to join its batch
-	Timeout       time.Duration // per POST
-	MinBackoff    time.Duration // first retry delay
-	MaxBackoff    time.Duration // longest retry delay
-	MaxRetryAfter time.Duration // longest Retry-After honoured
+	// QueueCapacity and QueueMaxBytes bound each Alertmanager's queue,
+	// or with a spool its window in memory, in alerts and in bytes.
+	QueueCapacity int
+	QueueMaxBytes int64 // 0: DefaultQueueMaxBytes
+	BatchSize     int   // alerts per POST at most
+	// MaxRequestsInFlight is how many POSTs go to one Alertmanager at
+	// once; two versions of one alert are never in flight together.
+	MaxRequestsInFlight int
+	BatchWait           time.Duration // how long a first alert waits for others to join its batch
+	Timeout             time.Duration // per POST
+	MinBackoff          time.Duration // first retry delay
+	MaxBackoff          time.Duration // longest retry delay
+	MaxRetryAfter       time.Duration // longest Retry-After honoured
 	// ResendDelay is how long an alert just delivered waits when only
 	// refreshed since; negative: never.
 	ResendDelay time.Duration
@@ -49,12 +55,13 @@ const (
 	// Alertmanager is down, even with alerts near the annotation caps:
 	// measured, 10,000 alerts of 4 KB annotations peak at 133 MB of RSS
 	// (the queues of several Alertmanagers share the alerts they hold).
-	DefaultQueueMaxBytes = 32 << 20
-	DefaultBatchSize     = 1024
-	DefaultTimeout       = 10 * time.Second
-	DefaultMinBackoff    = 500 * time.Millisecond
-	DefaultMaxBackoff    = 10 * time.Second
-	DefaultMaxRetryAfter = 5 * time.Minute
+	DefaultQueueMaxBytes       = 32 << 20
+	DefaultBatchSize           = 1024
+	DefaultMaxRequestsInFlight = 2
+	DefaultTimeout             = 10 * time.Second
+	DefaultMinBackoff          = 500 * time.Millisecond
+	DefaultMaxBackoff          = 10 * time.Second
+	DefaultMaxRetryAfter       = 5 * time.Minute
 )
 
 func (o *Options) withDefaults() {
@@ -67,6 +74,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
+	}
+	if o.MaxRequestsInFlight <= 0 {
+		o.MaxRequestsInFlight = DefaultMaxRequestsInFlight
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -100,11 +110,15 @@ func (o *Options) withDefaults() {
 func (o *Options) now() time.Time { return o.Now() }
 
 // Manager fans alerts out to every Alertmanager, each with its own queue
-// and sender, so a slow or dead one never holds up the others.
+// and sender, so a slow or dead one never holds up the others. Without a
+// spool each queue holds its alerts in memory; with one, the spool is the
+// queue, and each Alertmanager reads it through a cursor of its own into a
+// window in memory.
 type Manager struct {
 	optsp   atomic.Pointer[Options] // replaced whole by SetOptions
 	logger  *slog.Logger
 	metrics *metrics
+	spool   *storage.Store // nil: memory only
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -113,9 +127,14 @@ type Manager struct {
 	mu      sync.RWMutex
 	senders map[string]*sender // by Alertmanager base URL
 	// pending holds alerts while no Alertmanager is known, as when a DNS
-	// name has not resolved yet; the first to appear get them. It is a
-	// queue without a sender running.
-	pending *sender
+	// name has not resolved yet; the first to appear get them. In memory
+	// mode it is a queue without a sender running; with a spool, a
+	// cursor that does not read, marking where they will start.
+	pending    *sender
+	pendingCur *storage.Cursor
+	// claimed says whether the marks a previous run saved for
+	// Alertmanagers were handed out, at the first SetTargets.
+	claimed bool
 	closed  bool
 	keep    bool // Close's keep
 }
@@ -128,12 +147,14 @@ const PendingQueue = "pending"
 var ErrClosed = errors.New("alertmanager manager closed")
 
 // NewManager returns a Manager with no Alertmanagers; SetTargets adds them.
-func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *Manager {
+// With spool, the spool is the queue (see Manager).
+func NewManager(opts Options, spool *storage.Store, logger *slog.Logger, reg prometheus.Registerer) (*Manager, error) {
 	opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		logger:  logger,
 		metrics: newMetrics(reg),
+		spool:   spool,
 		ctx:     ctx,
 		cancel:  cancel,
 		drain:   make(chan struct{}),
@@ -142,10 +163,27 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 	m.optsp.Store(&opts)
 	m.pending = m.newSender(PendingQueue, nil)
 	m.metrics.addPending(PendingQueue, opts.QueueCapacity)
+	if spool != nil {
+		// Until an Alertmanager is known, what the spool holds waits
+		// for the first: from the oldest mark a previous run left, or
+		// from the oldest record.
+		from := spool.Tail()
+		for _, p := range spool.Saved() {
+			if p.Before(from) || from == spool.Tail() {
+				from = p
+			}
+		}
+		cur, err := spool.Cursor(PendingQueue, &from)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		m.pendingCur = cur
+	}
 	if reg != nil {
 		reg.MustRegister(newQueueLengths(m))
 	}
-	return m
+	return m, nil
 }
 
 // SetTargets sets the Alertmanagers to send to, given by base URL. Queues
@@ -153,7 +191,9 @@ func NewManager(opts Options, logger *slog.Logger, reg prometheus.Registerer) *M
 // alerts held while none was known, and the undelivered alerts of those
 // that are gone (an address replaced by another, as when a pod restarts).
 // When none is new, the queue of one that is gone is dropped, counted as
-// target_removed: the Alertmanagers that stay have their own copies.
+// target_removed: the Alertmanagers that stay have their own copies. With
+// a spool, an Alertmanager known to a previous run goes on from its mark,
+// and a new one starts where the ones it replaces were.
 func (m *Manager) SetTargets(bases []*url.URL) {
 	// Retired senders are stopped once the lock is released, before
 	// SetTargets returns, so a target that comes back in a later call
@@ -180,18 +220,53 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 		delete(m.senders, name)
 		retired = append(retired, s)
 	}
+	var from *storage.Position
+	if m.spool != nil {
+		from = m.inheritedMark(retired, len(want) > len(m.senders))
+	}
 	for name, base := range want {
 		if _, ok := m.senders[name]; ok {
 			continue
 		}
 		s := m.newSender(name, base)
+		if m.spool != nil {
+			cur, err := m.spool.Cursor(name, from)
+			if err != nil {
+				m.logger.Error("durable queue: no cursor for Alertmanager; not sending to it", "alertmanager", name, "err", err)
+				continue
+			}
+			s.cur = cur
+			cur.SetMark(s.q.watermark)
+		}
 		m.senders[name] = s
 		m.metrics.addTarget(name, m.opts().QueueCapacity)
 		added = append(added, s)
 	}
+	if m.spool != nil && !m.claimed && len(added) > 0 {
+		m.claimed = true
+		var unclaimed []string
+		for name := range m.spool.Saved() {
+			unclaimed = append(unclaimed, name)
+		}
+		m.spool.Forget(unclaimed...)
+	}
 	if len(added) > 0 {
-		if held := m.pending.q.drain(); len(held) > 0 {
+		if m.spool != nil {
+			if m.pendingCur != nil {
+				m.pendingCur.Close()
+				m.pendingCur = nil
+			}
+		} else if held := m.pending.q.drain(); len(held) > 0 {
 			m.handOver(m.pending, held, added)
+		}
+	}
+	if m.spool != nil && len(m.senders) == 0 && m.pendingCur == nil {
+		head := m.spool.Head()
+		if from == nil {
+			from = &head
+		}
+		if cur, err := m.spool.Cursor(PendingQueue, from); err == nil {
+			m.pendingCur = cur
 		}
 	}
 	for _, s := range added {
@@ -203,12 +278,40 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 	m.metrics.targets.Set(float64(len(m.senders)))
 }
 
+// inheritedMark is where a new Alertmanager's cursor starts when a
+// previous run left none for it: the lowest mark of those it replaces
+// (retired now, the pending cursor, and at the first call the marks a
+// previous run saved for Alertmanagers not among the targets). Nil means
+// the head: a new Alertmanager beside those that stay gets new alerts.
+// The caller forgets the saved marks not claimed once the new cursors
+// are open.
+func (m *Manager) inheritedMark(retired []*sender, adding bool) *storage.Position {
+	var low *storage.Position
+	note := func(p storage.Position) {
+		if low == nil || p.Before(*low) {
+			low = &p
+		}
+	}
+	for _, s := range retired {
+		note(s.cur.Mark())
+	}
+	if m.pendingCur != nil {
+		note(m.pendingCur.Mark())
+	}
+	if !m.claimed && adding {
+		for _, p := range m.spool.Saved() {
+			note(p)
+		}
+	}
+	return low
+}
+
 func (m *Manager) opts() *Options { return m.optsp.Load() }
 
 // SetOptions replaces the options, as a reload does. Queues keep their
 // alerts; new bounds apply at the next push (a smaller one drops the
-// oldest then, counted as queue_full), and the next request uses the new
-// client, timeout and batch settings.
+// oldest then, counted as queue_full, in memory mode), and the next
+// request uses the new client, timeout and batch settings.
 func (m *Manager) SetOptions(o Options) {
 	o.withDefaults()
 	m.mu.Lock()
@@ -216,6 +319,7 @@ func (m *Manager) SetOptions(o Options) {
 	m.optsp.Store(&o)
 	for name, s := range m.senders {
 		s.q.setLimits(o.QueueCapacity, int(o.QueueMaxBytes))
+		s.q.wakeUp()
 		m.metrics.queueCapacity.WithLabelValues(name).Set(float64(o.QueueCapacity))
 	}
 	m.pending.q.setLimits(o.QueueCapacity, int(o.QueueMaxBytes))
@@ -242,7 +346,8 @@ func (m *Manager) newSender(name string, base *url.URL) *sender {
 
 // handOver queues entries taken from the queue of from in every queue of
 // to, then lets go of them. With no queue to go to, they are dropped,
-// counted as target_removed. The caller holds m.mu.
+// counted as target_removed. The caller holds m.mu. Memory mode only: with
+// a spool, new cursors start where the old ones were instead.
 func (m *Manager) handOver(from *sender, entries []*entry, to []*sender) {
 	if len(to) == 0 {
 		// Counted apart too: the series of from go with it.
@@ -267,7 +372,18 @@ func (m *Manager) handOver(from *sender, entries []*entry, to []*sender) {
 func (m *Manager) retire(s *sender, added []*sender) {
 	s.cancel()
 	<-s.stopped
-	if left := s.q.drain(); len(left) > 0 {
+	left := s.q.drain()
+	if s.cur != nil {
+		// The cursors added in its place started from its mark.
+		if len(added) == 0 {
+			n := len(left) + int(s.cur.Backlog())
+			m.metrics.targetRemoved.Add(float64(n))
+			if n > 0 {
+				m.logger.Info("Alertmanager removed; the others have their own copies of what it had not received", "alertmanager", s.name, "alerts", n)
+			}
+		}
+		s.cur.Close()
+	} else if len(left) > 0 {
 		m.mu.RLock()
 		switch {
 		case m.closed:
@@ -301,47 +417,71 @@ func (m *Manager) Targets() []string {
 	return names
 }
 
-// Send queues an alert for every Alertmanager and returns at once, with the
-// number of queues it went to: zero when no Alertmanager is known yet, in
-// which case the alert waits for the first. ack, when not nil, is held once
-// per queue until that queue is done with the alert (see Ack).
-func (m *Manager) Send(a *Alert, ack Ack) (int, error) {
-	return m.SendAll([]*Alert{a}, ack)
+// Send queues an alert for every Alertmanager (see SendAll). a must have
+// passed Check.
+func (m *Manager) Send(a *alert.Alert, ack Ack) (int, error) {
+	return m.SendAll([]*alert.Wire{alert.Encode(a)}, ack)
 }
 
-// SendAll is Send for several alerts, such as those of one request: each
-// queue takes them together, so they leave in the same batch when it has
-// room. ack is held once per alert and queue.
-func (m *Manager) SendAll(alerts []*Alert, ack Ack) (int, error) {
-	fps := make([]model.Fingerprint, len(alerts))
-	encs := make([][]byte, len(alerts))
+// SendAlerts is SendAll for alerts not encoded yet, such as the silent
+// sensors' alerts; each must have passed Check.
+func (m *Manager) SendAlerts(alerts []*alert.Alert) (int, error) {
+	wires := make([]*alert.Wire, len(alerts))
 	for i, a := range alerts {
-		fps[i] = a.Labels.Fingerprint()
-		encs[i] = a.encode()
+		wires[i] = alert.Encode(a)
 	}
+	return m.SendAll(wires, nil)
+}
+
+// SendAll queues alerts for every Alertmanager and returns at once, with
+// the number of Alertmanagers they go to: zero when none is known yet, in
+// which case they wait for the first. Each queue takes them together, so
+// they leave in the same batch when it has room.
+//
+// With a spool, the alerts are safe once SendAll returns nil: they are
+// written to it (see storage.Store.Append for its errors), and ack is not
+// held. In memory mode, ack, when not nil, is held once per alert and
+// queue until that queue is done with the alert (see Ack).
+func (m *Manager) SendAll(wires []*alert.Wire, ack Ack) (int, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
 		return 0, ErrClosed
 	}
-	if len(alerts) == 0 {
+	if len(wires) == 0 {
+		return len(m.senders), nil
+	}
+	if m.spool != nil {
+		if err := m.spool.Append(wires); err != nil {
+			return 0, err
+		}
+		for _, s := range m.senders {
+			s.q.wakeUp()
+		}
 		return len(m.senders), nil
 	}
 	if len(m.senders) == 0 {
-		m.enqueue(m.pending, alerts, fps, encs, ack)
+		m.enqueue(m.pending, wires, ack)
 		return 0, nil
 	}
 	for _, s := range m.senders {
-		m.enqueue(s, alerts, fps, encs, ack)
+		m.enqueue(s, wires, ack)
 	}
 	return len(m.senders), nil
 }
 
-func (m *Manager) enqueue(s *sender, alerts []*Alert, fps []model.Fingerprint, encs [][]byte, ack Ack) {
+func (m *Manager) enqueue(s *sender, wires []*alert.Wire, ack Ack) {
 	if ack != nil {
-		ack.Add(len(alerts))
+		ack.Add(len(wires))
 	}
-	merged, dropped := s.q.push(alerts, fps, encs, ack)
+	entries := make([]*entry, len(wires))
+	for i, w := range wires {
+		entries[i] = newEntry(w)
+		if ack != nil {
+			entries[i].acks = []Ack{ack}
+		}
+	}
+	merged, dropped := s.q.push(entries)
 	if merged > 0 {
 		s.metrics.merged.WithLabelValues(s.name).Add(float64(merged))
 	}
@@ -351,12 +491,20 @@ func (m *Manager) enqueue(s *sender, alerts []*Alert, fps []model.Fingerprint, e
 	}
 }
 
-// Ready reports whether every queue has room.
+// Ready reports whether new alerts can be taken without pushing others
+// out: in memory mode every queue has room; with a spool, its last write
+// worked.
 func (m *Manager) Ready() error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
 		return errors.New("shutting down")
+	}
+	if m.spool != nil {
+		if m.spool.Failing() {
+			return errors.New("the durable queue cannot be written (see the log)")
+		}
+		return nil
 	}
 	for name, s := range m.senders {
 		if s.q.full() {
@@ -370,16 +518,19 @@ func (m *Manager) Ready() error {
 }
 
 // Close delivers what is queued until ctx ends, then stops every sender.
-// It returns, per Alertmanager, the entries that could not be delivered;
-// they are counted as dropped (reason shutdown) unless keep is true, in
-// which case their acks are not called so durable storage keeps them.
+// It returns the number of alerts that could not be delivered, summed over
+// the Alertmanagers; they are counted as dropped (reason shutdown) unless
+// keep is true, in which case their acks are not called. With a spool
+// they stay in it, and the cursors' marks are left as they are for the
+// spool to save.
 func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return 0
 	}
-	m.closed, m.keep = true, keep
+	m.closed, m.keep = true, keep || m.spool != nil
+	keep = m.keep
 	senders := make([]*sender, 0, len(m.senders))
 	for _, s := range m.senders {
 		senders = append(senders, s)
@@ -387,6 +538,9 @@ func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
 	m.mu.Unlock()
 
 	// Alerts still held for want of an Alertmanager have none to go to.
+	if m.pendingCur != nil {
+		undelivered += int(m.pendingCur.Backlog())
+	}
 	for _, e := range m.pending.q.drain() {
 		undelivered++
 		if !keep {
@@ -405,8 +559,12 @@ func (m *Manager) Close(ctx context.Context, keep bool) (undelivered int) {
 	m.cancel()
 	for _, s := range senders {
 		<-s.stopped
-		left := s.q.drain()
-		for _, e := range left {
+		if s.cur != nil {
+			// The window stays: the cursor's mark counts it.
+			undelivered += s.q.len() + int(s.cur.Backlog())
+			continue
+		}
+		for _, e := range s.q.drain() {
 			undelivered++
 			if !keep {
 				s.countDrop(e, DropShutdown)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/alertmanager/api/v2/models"
 	"github.com/prometheus/common/model"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
 // closeWithin calls m.Close and fails the test if it does not return
@@ -82,7 +84,7 @@ func TestDeliversOneAlert(t *testing.T) {
 			}
 			m, reg := newTestManager(t, testOptions(), nil, base)
 			start := time.Date(2026, 5, 25, 13, 44, 5, 478000000, time.UTC)
-			a := &Alert{
+			a := &alert.Alert{
 				Labels:       labelSet("alertname", "Terminal shell in container", "namespace", "prod"),
 				Annotations:  model.LabelSet{"cmdline": "bash -il", "summary": "a shell"},
 				StartsAt:     start,
@@ -126,8 +128,8 @@ func TestDeliversOneAlert(t *testing.T) {
 			if got.GeneratorURL != "http://falco/rule" {
 				t.Errorf("generatorURL = %q", got.GeneratorURL)
 			}
-			if _, ok := got.Annotations[MergedAnnotation]; ok {
-				t.Errorf("a single event carries %s", MergedAnnotation)
+			if _, ok := got.Annotations[alert.MergedAnnotation]; ok {
+				t.Errorf("a single event carries %s", alert.MergedAnnotation)
 			}
 			for _, o := range []string{"retryable_error", "rejected", "cancelled"} {
 				if v := value(t, reg, "requests_total", base.String(), "outcome", o); v != 0 {
@@ -148,9 +150,9 @@ func TestEmptyLabelsAreNeverNullOnTheWire(t *testing.T) {
 	m, reg := newTestManager(t, testOptions(), nil, f.base())
 	// Both have the same (empty) label set: one at a time, or they
 	// would be merged.
-	m.Send(&Alert{Labels: model.LabelSet{}, EndsAt: time.Now().Add(time.Hour)}, nil)
+	m.Send(&alert.Alert{Labels: model.LabelSet{}, EndsAt: time.Now().Add(time.Hour)}, nil)
 	waitValue(t, reg, 1, "alerts_sent_total", f.name())
-	m.Send(&Alert{EndsAt: time.Now().Add(time.Hour)}, nil)
+	m.Send(&alert.Alert{EndsAt: time.Now().Add(time.Hour)}, nil)
 	waitValue(t, reg, 2, "alerts_sent_total", f.name())
 	for i, r := range f.seen() {
 		var raw []map[string]json.RawMessage
@@ -258,7 +260,7 @@ func TestRetriesUntilDelivered(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	var opts atomic.Pointer[Options]
-	opts.Store(&Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	opts.Store(&Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Now: time.Now})
 	s := &sender{optsp: &opts}
 	for _, tc := range []struct {
 		failures int
@@ -275,7 +277,7 @@ func TestBackoff(t *testing.T) {
 			s.failures = tc.failures
 			lo, hi := time.Duration(1<<62), time.Duration(0)
 			for range 500 {
-				d := s.backoff()
+				d := s.backoffLocked(0)
 				lo, hi = min(lo, d), max(hi, d)
 			}
 			if lo < tc.lo || hi > tc.hi {
@@ -534,7 +536,7 @@ func TestExpiredAlertsAreNotSent(t *testing.T) {
 	opts.Now = clock.Now
 	m, reg := newTestManager(t, opts, nil, f.base())
 
-	withEnd := func(n string, end time.Time) *Alert {
+	withEnd := func(n string, end time.Time) *alert.Alert {
 		a := testAlert("n", n)
 		a.EndsAt = end
 		return a
@@ -574,7 +576,7 @@ func TestMergedAlertsOnTheWire(t *testing.T) {
 		{-time.Minute, 2 * time.Hour}, // earliest start, latest end
 		{time.Minute, 90 * time.Minute},
 	} {
-		m.Send(&Alert{
+		m.Send(&alert.Alert{
 			Labels:      labelSet("n", "storm"),
 			Annotations: model.LabelSet{"event": model.LabelValue(strconv.Itoa(i))},
 			StartsAt:    t0.Add(d.start),
@@ -594,8 +596,8 @@ func TestMergedAlertsOnTheWire(t *testing.T) {
 		t.Fatalf("requests carried %v, want [[blocker] [storm other]]", requestValues(reqs, "n"))
 	}
 	storm, other := reqs[1].alerts[0], reqs[1].alerts[1]
-	if got := storm.Annotations[MergedAnnotation]; got != "3" {
-		t.Errorf("%s = %q, want 3", MergedAnnotation, got)
+	if got := storm.Annotations[alert.MergedAnnotation]; got != "3" {
+		t.Errorf("%s = %q, want 3", alert.MergedAnnotation, got)
 	}
 	if got := storm.Annotations["event"]; got != "2" {
 		t.Errorf("event annotation = %q, want the newest, 2", got)
@@ -606,8 +608,8 @@ func TestMergedAlertsOnTheWire(t *testing.T) {
 	if got, want := time.Time(storm.EndsAt), t0.Add(2*time.Hour); !got.Equal(want) {
 		t.Errorf("endsAt = %v, want the latest %v", got, want)
 	}
-	if _, ok := other.Annotations[MergedAnnotation]; ok {
-		t.Errorf("an alert that was not merged carries %s", MergedAnnotation)
+	if _, ok := other.Annotations[alert.MergedAnnotation]; ok {
+		t.Errorf("an alert that was not merged carries %s", alert.MergedAnnotation)
 	}
 }
 
@@ -926,8 +928,8 @@ func TestSendAllKeepsARequestInOneBatch(t *testing.T) {
 	opts := testOptions() // BatchWait 0: a sender posts as soon as it sees an alert
 	m, reg := newTestManager(t, opts, nil, f1.base(), f2.base())
 	ack := &countingAck{}
-	alerts := []*Alert{testAlert("n", "1"), testAlert("n", "2"), testAlert("n", "1"), testAlert("n", "3")}
-	if q, err := m.SendAll(alerts, ack); q != 2 || err != nil {
+	alerts := []*alert.Alert{testAlert("n", "1"), testAlert("n", "2"), testAlert("n", "1"), testAlert("n", "3")}
+	if q, err := m.SendAll(encodeAll(alerts), ack); q != 2 || err != nil {
 		t.Fatalf("SendAll = %d queues, %v; want 2", q, err)
 	}
 	for _, f := range []*fakeAM{f1, f2} {
@@ -1003,7 +1005,7 @@ func TestCloseCountsHeldAlerts(t *testing.T) {
 			t.Parallel()
 			m, reg := newTestManager(t, testOptions(), nil)
 			ack := &countingAck{}
-			m.SendAll([]*Alert{testAlert("n", "0"), testAlert("n", "1")}, ack)
+			m.SendAll(encodeAll([]*alert.Alert{testAlert("n", "0"), testAlert("n", "1")}), ack)
 			if n := m.Close(context.Background(), keep); n != 2 {
 				t.Errorf("Close = %d undelivered, want 2", n)
 			}

@@ -22,10 +22,13 @@ const (
 	DropUnauthorized = "unauthorized"
 	DropForbidden    = "forbidden"
 	DropNotFound     = "not_found"
+	// The durable spool was full and dropped its oldest segment before
+	// this Alertmanager had read the alert (storage.when_full=drop-oldest).
+	DropStorageFull = "storage_full"
 )
 
 var dropReasons = []string{DropQueueFull, DropExpired, DropRejected, DropShutdown, DropTargetRemoved,
-	DropRedirect, DropUnauthorized, DropForbidden, DropNotFound}
+	DropRedirect, DropUnauthorized, DropForbidden, DropNotFound, DropStorageFull}
 
 type metrics struct {
 	sent          *prometheus.CounterVec
@@ -48,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"alertmanager"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "alerts_dropped_total",
-			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed, and redirect, unauthorized, forbidden, not_found (the bridge is set up wrong for that Alertmanager).",
+			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed, storage_full (dropped with the oldest segment of a full durable queue), and redirect, unauthorized, forbidden, not_found (the bridge is set up wrong for that Alertmanager).",
 		}, []string{"alertmanager", "reason"}),
 		merged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: "alerts_merged_total",
@@ -120,9 +123,10 @@ func (m *metrics) removeTarget(am string) {
 // queueLengths reports the length of every queue when scraped, so the
 // figure is current even while a sender sleeps between retries.
 type queueLengths struct {
-	m     *Manager
-	desc  *prometheus.Desc
-	bytes *prometheus.Desc
+	m       *Manager
+	desc    *prometheus.Desc
+	bytes   *prometheus.Desc
+	backlog *prometheus.Desc
 }
 
 func newQueueLengths(m *Manager) *queueLengths {
@@ -133,10 +137,18 @@ func newQueueLengths(m *Manager) *queueLengths {
 		bytes: prometheus.NewDesc(
 			prometheus.BuildFQName(namespace, subsystem, "queue_bytes"),
 			"Approximate bytes of the alerts in the queue of an Alertmanager; alertmanager.queue_max_bytes caps it.",
+			[]string{"alertmanager"}, nil),
+		backlog: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, subsystem, "spool_backlog"),
+			"With a durable queue (storage.path): alerts in it that an Alertmanager has not read into its queue yet; storage.max_bytes bounds them.",
 			[]string{"alertmanager"}, nil)}
 }
 
-func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.bytes }
+func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.bytes
+	ch <- c.backlog
+}
 
 func (c *queueLengths) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.RLock()
@@ -144,6 +156,12 @@ func (c *queueLengths) Collect(ch chan<- prometheus.Metric) {
 	for name, s := range c.m.senders {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.q.len()), name)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.q.size()), name)
+		if s.cur != nil {
+			ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(s.cur.Backlog()), name)
+		}
+	}
+	if c.m.pendingCur != nil {
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(c.m.pendingCur.Backlog()), PendingQueue)
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(c.m.pending.q.len()), PendingQueue)
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(c.m.pending.q.size()), PendingQueue)

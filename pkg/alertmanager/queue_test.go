@@ -5,10 +5,13 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
 // pushN pushes an alert labelled n=<v> for each v, expecting none to merge.
@@ -29,7 +32,7 @@ func pushN(t *testing.T, q *queue, vs ...string) (dropped []*entry) {
 func names(es []*entry) []string {
 	out := []string{}
 	for _, e := range es {
-		out = append(out, string(e.alert.Labels["n"]))
+		out = append(out, string(e.sent().Labels["n"]))
 	}
 	return out
 }
@@ -84,8 +87,8 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 func TestQueueCoalescesWaitingAlerts(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	labels := labelSet("alertname", "Shell", "namespace", "prod")
-	mk := func(cmd string, start, end time.Duration) *Alert {
-		return &Alert{
+	mk := func(cmd string, start, end time.Duration) *alert.Alert {
+		return &alert.Alert{
 			Labels:       labels.Clone(),
 			Annotations:  model.LabelSet{"cmdline": model.LabelValue(cmd)},
 			StartsAt:     t0.Add(start),
@@ -95,7 +98,7 @@ func TestQueueCoalescesWaitingAlerts(t *testing.T) {
 	}
 	q := newQueue(10)
 	acks := []*countingAck{{}, {}, {}}
-	pushes := []*Alert{
+	pushes := []*alert.Alert{
 		mk("first", 0, 10*time.Minute),
 		mk("second", -time.Minute, 20*time.Minute), // earliest start, latest end
 		mk("third", time.Minute, 15*time.Minute),   // newest annotations
@@ -126,12 +129,12 @@ func TestQueueCoalescesWaitingAlerts(t *testing.T) {
 	if e.merged != 3 {
 		t.Errorf("merged = %d, want 3", e.merged)
 	}
-	w := e.wire()
+	w := e.sent()
 	if got, want := w.Annotations["cmdline"], model.LabelValue("third"); got != want {
 		t.Errorf("cmdline annotation = %q, want the newest %q", got, want)
 	}
-	if got, want := w.Annotations[MergedAnnotation], model.LabelValue("3"); got != want {
-		t.Errorf("%s annotation = %q, want %q", MergedAnnotation, got, want)
+	if got, want := w.Annotations[alert.MergedAnnotation], model.LabelValue("3"); got != want {
+		t.Errorf("%s annotation = %q, want %q", alert.MergedAnnotation, got, want)
 	}
 	if !w.StartsAt.Equal(t0.Add(-time.Minute)) {
 		t.Errorf("startsAt = %v, want the earliest %v", w.StartsAt, t0.Add(-time.Minute))
@@ -145,21 +148,21 @@ func TestQueueCoalescesWaitingAlerts(t *testing.T) {
 	if !w.Labels.Equal(labels) {
 		t.Errorf("labels = %v, want %v", w.Labels, labels)
 	}
-	// wire must not write into the alert it was given: Alerts are shared
-	// by the queues of every Alertmanager.
-	if _, ok := e.alert.Annotations[MergedAnnotation]; ok {
-		t.Errorf("wire() added %s to the queued alert itself", MergedAnnotation)
+	// The merge count must not be written into the encoding it was
+	// given: Wires are shared by the queues of every Alertmanager.
+	if strings.Contains(string(e.w.JSON), alert.MergedAnnotation) {
+		t.Errorf("sending added %s to the queued encoding itself", alert.MergedAnnotation)
 	}
 	for i, a := range pushes {
-		if _, ok := a.Annotations[MergedAnnotation]; ok {
+		if _, ok := a.Annotations[alert.MergedAnnotation]; ok {
 			t.Errorf("pushed alert %d was changed: %v", i, a.Annotations)
 		}
 	}
 
-	if w := batch[1].wire(); w != other {
-		t.Errorf("wire() of an alert that was not merged is a copy, want the alert itself")
-	} else if _, ok := w.Annotations[MergedAnnotation]; ok {
-		t.Errorf("an alert that was not merged carries %s", MergedAnnotation)
+	if enc := batch[1].encoded(); &enc[0] != &batch[1].w.JSON[0] {
+		t.Errorf("an alert that was not merged is sent as a copy, want its encoding itself")
+	} else if _, ok := batch[1].sent().Annotations[alert.MergedAnnotation]; ok {
+		t.Errorf("an alert that was not merged carries %s", alert.MergedAnnotation)
 	}
 
 	e.done()
@@ -185,13 +188,14 @@ func TestQueueWireMergedAnnotationOnlyWhenMerged(t *testing.T) {
 	}{
 		{"single", model.LabelSet{"a": "1"}, 1, model.LabelSet{"a": "1"}},
 		{"single without annotations", nil, 1, nil},
-		{"two", model.LabelSet{"a": "1"}, 2, model.LabelSet{"a": "1", MergedAnnotation: "2"}},
-		{"many without annotations", nil, 1000, model.LabelSet{MergedAnnotation: "1000"}},
+		{"two", model.LabelSet{"a": "1"}, 2, model.LabelSet{"a": "1", alert.MergedAnnotation: "2"}},
+		{"many without annotations", nil, 1000, model.LabelSet{alert.MergedAnnotation: "1000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &Alert{Labels: labelSet("x", "y"), Annotations: tc.annotations}
-			e := &entry{alert: a, merged: tc.merged}
-			got := e.wire().Annotations
+			a := &alert.Alert{Labels: labelSet("x", "y"), Annotations: tc.annotations}
+			e := newEntry(alert.Encode(a))
+			e.merged = tc.merged
+			got := e.sent().Annotations
 			if !got.Equal(tc.want) {
 				t.Errorf("annotations = %v, want %v", got, tc.want)
 			}
@@ -234,7 +238,7 @@ func TestQueueDoesNotCoalesceIntoInFlight(t *testing.T) {
 	if only.merged != 3 {
 		t.Errorf("merged count %d, want 3 (both events and the one folded in)", only.merged)
 	}
-	if got := only.alert.Annotations["v"]; got != "3" {
+	if got := only.sent().Annotations["v"]; got != "3" {
 		t.Errorf("annotation v = %q, want 3", got)
 	}
 }
@@ -319,7 +323,7 @@ func TestQueueFinishPartlyEvicted(t *testing.T) {
 		want []string
 	}{
 		{"none done", notDone, []string{"b", "c", "d", "e"}},
-		{"one done", func(e *entry) bool { return e.alert.Labels["n"] == "c" }, []string{"b", "d", "e"}},
+		{"one done", func(e *entry) bool { return e.sent().Labels["n"] == "c" }, []string{"b", "d", "e"}},
 		// finish must decide only about the entries of the batch
 		// that are still there, not about those behind them.
 		{"all done", func(*entry) bool { return true }, []string{"d", "e"}},
@@ -334,7 +338,7 @@ func TestQueueFinishPartlyEvicted(t *testing.T) {
 			checkContents(t, q, tc.want...)
 			for _, e := range batch {
 				if e.inflight && !e.evicted {
-					t.Errorf("entry %s still marked in flight", e.alert.Labels["n"])
+					t.Errorf("entry %s still marked in flight", e.sent().Labels["n"])
 				}
 			}
 		})
@@ -350,9 +354,9 @@ func TestQueueTakeSkipsExpired(t *testing.T) {
 	}{
 		{"a", now.Add(-time.Second)}, // ended
 		{"b", now.Add(time.Hour)},
-		{"c", now}, // ends now: resolved on arrival
-		{"d", now.Add(time.Nanosecond)},
-		{"e", now.Add(-time.Hour)}, // beyond the batch: stays
+		{"c", now},                       // ends now: resolved on arrival
+		{"d", now.Add(time.Millisecond)}, // times go on the wire to the millisecond
+		{"e", now.Add(-time.Hour)},       // beyond the batch: stays
 		{"f", now.Add(time.Hour)},
 	} {
 		a := testAlert("n", tc.n)
@@ -369,7 +373,7 @@ func TestQueueTakeSkipsExpired(t *testing.T) {
 	checkContents(t, q, "b", "d", "e", "f")
 	for _, e := range batch {
 		if !e.inflight {
-			t.Errorf("%s not marked in flight", e.alert.Labels["n"])
+			t.Errorf("%s not marked in flight", e.sent().Labels["n"])
 		}
 	}
 	// Expired entries are no longer known for coalescing.
@@ -422,7 +426,7 @@ func TestQueueFinishKeepsOrder(t *testing.T) {
 			pushN(t, q, "a", "b", "c", "d", "e")
 			batch, _ := q.take(3, time.Now())
 			pushN(t, q, "f") // arrives during the request
-			q.finish(batch, func(e *entry) bool { return slices.Contains(tc.done, string(e.alert.Labels["n"])) })
+			q.finish(batch, func(e *entry) bool { return slices.Contains(tc.done, string(e.sent().Labels["n"])) })
 			checkContents(t, q, tc.want...)
 			batch, _ = q.take(10, time.Now())
 			if got := names(batch); !slices.Equal(got, tc.want) {
@@ -467,7 +471,7 @@ func TestQueueModel(t *testing.T) {
 				switch r := rng.IntN(10); {
 				case r < 6: // push
 					serial++
-					a := &Alert{
+					a := &alert.Alert{
 						Labels:      labelSet("n", strconv.Itoa(rng.IntN(4))),
 						Annotations: serialAnnotation(serial),
 						StartsAt:    now,
@@ -475,7 +479,7 @@ func TestQueueModel(t *testing.T) {
 					}
 					var candidates []*entry
 					for _, e := range ref {
-						if waiting(e) && e.alert.Labels.Equal(a.Labels) {
+						if waiting(e) && e.sent().Labels.Equal(a.Labels) {
 							candidates = append(candidates, e)
 						}
 					}
@@ -483,7 +487,7 @@ func TestQueueModel(t *testing.T) {
 					if merged {
 						var into *entry
 						for _, e := range candidates {
-							if e.alert.Annotations["serial"] == a.Annotations["serial"] {
+							if e.sent().Annotations["serial"] == a.Annotations["serial"] {
 								into = e
 							}
 						}
@@ -519,7 +523,7 @@ func TestQueueModel(t *testing.T) {
 							rest = append(rest, ref[i:]...)
 							break
 						}
-						if !e.alert.EndsAt.After(now) {
+						if !e.sent().EndsAt.After(now) {
 							wantExpired = append(wantExpired, e)
 							continue
 						}
@@ -549,7 +553,7 @@ func TestQueueModel(t *testing.T) {
 							continue
 						}
 						for _, w := range ref {
-							if !slices.Contains(inflight, w) && w.alert.Labels.Equal(e.alert.Labels) {
+							if !slices.Contains(inflight, w) && w.sent().Labels.Equal(e.sent().Labels) {
 								folded[e] = true
 							}
 						}
@@ -577,7 +581,11 @@ func serialAnnotation(serial int) model.LabelSet {
 }
 
 // push1 pushes one alert, as Manager.Send does.
-func push1(q *queue, a *Alert, ack Ack) (merged bool, dropped []*entry) {
-	n, dropped := q.push([]*Alert{a}, []model.Fingerprint{a.Labels.Fingerprint()}, nil, ack)
+func push1(q *queue, a *alert.Alert, ack Ack) (merged bool, dropped []*entry) {
+	e := newEntry(alert.Encode(a))
+	if ack != nil {
+		e.acks = []Ack{ack}
+	}
+	n, dropped := q.push([]*entry{e})
 	return n > 0, dropped
 }

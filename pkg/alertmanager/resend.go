@@ -2,8 +2,6 @@ package alertmanager
 
 import (
 	"time"
-
-	"github.com/prometheus/common/model"
 )
 
 // DefaultResendDelay is how long an alert just delivered waits before it
@@ -22,7 +20,7 @@ const (
 // recent remembers what the last small batches delivered, for the sender
 // that owns it.
 type recent struct {
-	sent map[model.Fingerprint]sentAlert
+	sent map[uint64]sentAlert
 }
 
 type sentAlert struct {
@@ -38,13 +36,13 @@ func (r *recent) record(batch []*entry, now time.Time, delay time.Duration) {
 		r.prune(now, delay)
 	}
 	for _, e := range batch {
-		r.sent[e.fp] = sentAlert{at: now, endsAt: e.alert.EndsAt}
+		r.sent[e.w.Fingerprint()] = sentAlert{at: now, endsAt: e.endsAt}
 	}
 }
 
 func (r *recent) prune(now time.Time, delay time.Duration) {
 	if r.sent == nil || len(r.sent) > 2*recentMax {
-		r.sent = make(map[model.Fingerprint]sentAlert)
+		r.sent = make(map[uint64]sentAlert)
 		return
 	}
 	for fp, s := range r.sent {
@@ -64,14 +62,17 @@ func (r *recent) holdUntil(q *queue, now time.Time, delay time.Duration) time.Ti
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	waiting := q.items[q.start:]
-	if len(waiting) == 0 || len(waiting) > recentBatch {
-		return time.Time{}
-	}
 	var until time.Time
-	for _, e := range waiting {
-		s, ok := r.sent[e.fp]
-		if !ok || e.alert.Resolve {
+	waiting := 0
+	for _, e := range q.items[q.start:] {
+		if e.inflight {
+			continue
+		}
+		if waiting++; waiting > recentBatch {
+			return time.Time{}
+		}
+		s, ok := r.sent[e.w.Fingerprint()]
+		if !ok || e.w.Resolve {
 			return time.Time{}
 		}
 		t := s.at.Add(delay)

@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
 
 // maxConfigErrorTries is how often a batch is tried against an
@@ -18,10 +20,13 @@ import (
 // a route being deployed can fix itself, a typo cannot.
 const maxConfigErrorTries = 3
 
-// sender delivers the queue of one Alertmanager, one batch at a time.
+// sender delivers the queue of one Alertmanager, with up to
+// Options.MaxRequestsInFlight requests at once.
 type sender struct {
-	name    string // the Alertmanager's URL, as shown in logs and metrics
-	q       *queue
+	name string // the Alertmanager's URL, as shown in logs and metrics
+	q    *queue
+	// cur, with a spool, is where q is filled from.
+	cur     *storage.Cursor
 	url     string // of the v2 alerts endpoint; "" for the pending queue
 	optsp   *atomic.Pointer[Options]
 	logger  *slog.Logger
@@ -30,14 +35,19 @@ type sender struct {
 	// refusals rate-limits the lines about alerts Alertmanager refused
 	// or could not take, per reason.
 	refusals *ratelog.Keyed
+	stats    targetStats // last success and error, for the status page
+	inflight atomic.Int32
+
+	mu sync.Mutex // guards what the requests in flight share:
 	// failures counts failed attempts in a row, for the backoff;
 	// configFailures those that were configuration errors.
 	failures       int
 	configFailures int
+	retryAt        time.Time // no request before it
 	recent         recent
-	stats          targetStats // last success and error, for the status page
-	cancel         context.CancelFunc
-	stopped        chan struct{}
+
+	cancel  context.CancelFunc
+	stopped chan struct{}
 }
 
 func (s *sender) opts() *Options { return s.optsp.Load() }
@@ -46,101 +56,171 @@ func (s *sender) opts() *Options { return s.optsp.Load() }
 // closed.
 func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 	defer close(s.stopped)
+	var requests sync.WaitGroup
+	defer requests.Wait()
 	for {
-		// A request cut short by ctx puts its batch back and asks for
-		// no wait: without this check the loop would post again, be
-		// cancelled again, and never return.
+		// A request cut short by ctx puts its batch back: without this
+		// check the loop would post again, be cancelled again, and
+		// never return.
 		if ctx.Err() != nil {
 			return
 		}
-		if s.q.len() == 0 {
+		s.fill()
+		draining := closed(drain)
+		if drain != nil && draining {
+			drain = nil // a closed channel must not be waited on again
+		}
+		if int(s.inflight.Load()) >= s.opts().MaxRequestsInFlight || !s.q.takeable() {
+			if draining && s.inflight.Load() == 0 && s.q.len() == 0 && s.caughtUp() {
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-drain:
-				if s.q.len() == 0 {
-					return
-				}
 			case <-s.q.wake:
 			}
 			continue
 		}
-		if s.failures == 0 && !closed(drain) {
+		now := s.opts().now()
+		s.mu.Lock()
+		retryAt, failing := s.retryAt, s.failures > 0
+		s.mu.Unlock()
+		if retryAt.After(now) {
+			// Backing off; reading on from the spool meanwhile lets a
+			// storm coalesce, and the spool let go of what it merged.
+			if !s.wait(ctx, nil, retryAt.Sub(now)) {
+				return
+			}
+			continue
+		}
+		if !failing && !draining {
 			// Alerts delivered a moment ago and only refreshed since
 			// (a storm) wait; a new alert ends the wait.
-			now := s.opts().now()
-			if until := s.recent.holdUntil(s.q, now, s.opts().ResendDelay); !until.IsZero() {
-				t := time.NewTimer(until.Sub(now))
+			s.mu.Lock()
+			until := s.recent.holdUntil(s.q, now, s.opts().ResendDelay)
+			s.mu.Unlock()
+			if !until.IsZero() {
+				if !s.wait(ctx, drain, until.Sub(now)) {
+					return
+				}
+				continue
+			}
+			if w := s.opts().BatchWait; w > 0 && s.q.waiting() < s.opts().BatchSize {
+				// Linger so that a burst of events goes out in one
+				// request. Shutdown does not wait for it.
+				t := time.NewTimer(w)
 				select {
 				case <-ctx.Done():
 					t.Stop()
 					return
 				case <-drain:
-				case <-s.q.wake:
+					t.Stop()
 				case <-t.C:
 				}
-				t.Stop()
-				continue
+				s.fill()
 			}
 		}
-		if s.opts().BatchWait > 0 && s.q.len() < s.opts().BatchSize && s.failures == 0 {
-			// Linger so that a burst of events goes out in one request.
-			// Shutdown does not wait for it.
-			t := time.NewTimer(s.opts().BatchWait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-drain:
-				t.Stop()
-			case <-t.C:
-			}
+		batch, expired := s.q.take(s.opts().BatchSize, s.opts().now())
+		s.drop(expired, DropExpired)
+		if len(batch) == 0 {
+			continue
 		}
-		wait := s.attempt(ctx)
-		s.drops.flush(s.opts().now())
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
+		s.inflight.Add(1)
+		requests.Add(1)
+		go func() {
+			defer requests.Done()
+			s.attempt(ctx, batch)
+			s.drops.flush(s.opts().now())
+			s.inflight.Add(-1)
+			s.q.wakeUp()
+		}()
 	}
 }
 
-// attempt sends one batch and says how long to wait before the next try.
-func (s *sender) attempt(ctx context.Context) time.Duration {
-	now := s.opts().now()
-	batch, expired := s.q.take(s.opts().BatchSize, now)
-	s.drop(expired, DropExpired)
-	if len(batch) == 0 {
-		return 0
+// wait sleeps for d, or until ctx ends, drain closes or the queue wakes.
+// It says whether to go on.
+func (s *sender) wait(ctx context.Context, drain <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-drain:
+	case <-s.q.wake:
+	case <-t.C:
 	}
+	return true
+}
+
+// fill reads the spool into the window while it has room.
+func (s *sender) fill() {
+	if s.cur == nil {
+		return
+	}
+	now := s.opts().now()
+	expired, merged := 0, 0
+	s.cur.Fill(s.q.room, func(r storage.Record) {
+		if r.Wire.Expired(now) {
+			expired++
+			return
+		}
+		e := newEntry(r.Wire)
+		e.pos, e.durable = r.Pos, true
+		if s.q.add(e) {
+			merged++
+		}
+	})
+	if expired > 0 {
+		s.metrics.dropped.WithLabelValues(s.name, DropExpired).Add(float64(expired))
+		s.drops.add(DropExpired, expired)
+	}
+	if merged > 0 {
+		s.metrics.merged.WithLabelValues(s.name).Add(float64(merged))
+	}
+	if lost := s.cur.Lost(); lost > 0 {
+		s.metrics.dropped.WithLabelValues(s.name, DropStorageFull).Add(float64(lost))
+		s.drops.add(DropStorageFull, int(lost))
+	}
+}
+
+// caughtUp says whether nothing waits in the spool for this sender.
+func (s *sender) caughtUp() bool { return s.cur == nil || s.cur.Backlog() == 0 }
+
+// attempt sends one batch and accounts for how it went.
+func (s *sender) attempt(ctx context.Context, batch []*entry) {
 	r := s.post(ctx, batch)
 	switch r.outcome {
 	case outcomeOK:
+		s.mu.Lock()
 		if s.failures > 0 {
 			s.logger.Info("sending alerts works again", "failed_attempts", s.failures)
 		}
 		s.failures, s.configFailures = 0, 0
+		s.recent.record(batch, s.opts().now(), s.opts().ResendDelay)
+		s.mu.Unlock()
 		s.delivered(batch)
-		return 0
 	case outcomeConfig:
+		s.mu.Lock()
 		s.failures++
 		s.configFailures++
-		s.logConfigError(r, len(batch))
-		if s.configFailures < maxConfigErrorTries {
-			s.requeue(batch)
-			return s.backoff()
+		give := s.configFailures >= maxConfigErrorTries
+		if give {
+			s.configFailures = 0
 		}
-		s.configFailures = 0
+		s.backoffLocked(0)
+		s.mu.Unlock()
+		s.logConfigError(r, len(batch))
+		if !give {
+			s.requeue(batch)
+			return
+		}
 		s.q.finish(batch, func(*entry) bool { return true })
 		s.drop(batch, r.reason)
-		return s.backoff()
 	case outcomeRejected:
+		s.mu.Lock()
 		s.failures, s.configFailures = 0, 0
+		s.mu.Unlock()
 		if len(batch) > 1 && (r.status == 400 || r.status == 422 || r.status == 413) {
 			// A 400 can be a partial success: Alertmanager stores the
 			// valid alerts of a batch and rejects the others. Find
@@ -150,30 +230,29 @@ func (s *sender) attempt(ctx context.Context) time.Duration {
 			// same way.
 			s.logger.Debug("batch rejected, resending alert by alert", "status", r.status, "alerts", len(batch), "err", r.Error())
 			if s.split(ctx, batch) {
+				s.mu.Lock()
 				s.failures++
-				return s.backoff()
+				s.backoffLocked(0)
+				s.mu.Unlock()
 			}
-			return 0
+			return
 		}
 		s.rejected(batch, r)
-		return 0
 	case outcomeCancelled:
 		s.requeue(batch)
-		return 0
 	default:
+		s.mu.Lock()
 		s.failures++
+		failures := s.failures
+		wait := s.backoffLocked(r.retryAfter)
+		s.mu.Unlock()
 		s.requeue(batch)
-		wait := s.backoff()
-		if r.retryAfter > wait {
-			wait = min(r.retryAfter, s.opts().MaxRetryAfter)
-		}
 		// Warn on the first failure and now and then during an outage.
 		level := slog.LevelDebug
-		if s.failures == 1 || s.failures%10 == 0 {
+		if failures == 1 || failures%10 == 0 {
 			level = slog.LevelWarn
 		}
-		s.logger.Log(ctx, level, "sending alerts failed, will retry", "alerts", len(batch), "attempt", s.failures, "retry_in", wait, "err", r.Error())
-		return wait
+		s.logger.Log(ctx, level, "sending alerts failed, will retry", "alerts", len(batch), "attempt", failures, "retry_in", wait, "err", r.Error())
 	}
 }
 
@@ -185,7 +264,7 @@ func (s *sender) split(ctx context.Context, batch []*entry) (retry bool) {
 		if ctx.Err() != nil || retry {
 			break
 		}
-		if e.alert.expired(s.opts().now()) {
+		if e.expired(s.opts().now()) {
 			results[e] = true
 			s.countDrop(e, DropExpired)
 			continue
@@ -223,7 +302,7 @@ func (s *sender) post(ctx context.Context, batch []*entry) response {
 	for i, e := range batch {
 		encs[i] = e.encoded()
 	}
-	body := joinBatch(encs)
+	body := alert.JoinBatch(encs)
 	start := time.Now()
 	o := s.opts()
 	c := client{url: s.url, http: o.HTTPClient, timeout: o.Timeout, userAgent: o.UserAgent}
@@ -236,7 +315,6 @@ func (s *sender) post(ctx context.Context, batch []*entry) response {
 
 func (s *sender) delivered(batch []*entry) {
 	s.q.finish(batch, func(*entry) bool { return true })
-	s.recent.record(batch, s.opts().now(), s.opts().ResendDelay)
 	for _, e := range batch {
 		e.done()
 	}
@@ -260,7 +338,7 @@ func (s *sender) logRejected(batch []*entry, r response) {
 	}
 	names := make([]string, 0, min(len(batch), 5))
 	for _, e := range batch[:min(len(batch), 5)] {
-		names = append(names, e.alert.Labels.String())
+		names = append(names, string(e.w.JSON[:e.w.LabelsEnd()]))
 	}
 	s.logger.Error("Alertmanager rejected alerts; they are dropped", "status", r.status, "alerts", len(batch), "labels", names, "err", r.Error(),
 		"rejected_since_last_line", held, "lines_suppressed", lines)
@@ -309,16 +387,24 @@ func (s *sender) countDrop(e *entry, reason string) {
 	e.done()
 }
 
-// backoff is exponential with full jitter between MinBackoff and MaxBackoff.
-func (s *sender) backoff() time.Duration {
-	d := s.opts().MinBackoff
-	for i := 1; i < s.failures && d < s.opts().MaxBackoff; i++ {
+// backoffLocked sets when the next request may go, after a failure: at
+// least retryAfter (up to MaxRetryAfter), else exponential with jitter
+// between MinBackoff and MaxBackoff. It returns the wait.
+func (s *sender) backoffLocked(retryAfter time.Duration) time.Duration {
+	o := s.opts()
+	d := o.MinBackoff
+	for i := 1; i < s.failures && d < o.MaxBackoff; i++ {
 		d *= 2
 	}
-	d = min(d, s.opts().MaxBackoff)
+	d = min(d, o.MaxBackoff)
 	// Half fixed, half random: spreads the retries of many bridges
 	// without ever retrying at once.
-	return d/2 + rand.N(d/2+1)
+	wait := d/2 + rand.N(d/2+1)
+	if retryAfter > wait {
+		wait = min(retryAfter, o.MaxRetryAfter)
+	}
+	s.retryAt = o.now().Add(wait)
+	return wait
 }
 
 // burstLog logs dropped alerts at most once per interval, with the counts
@@ -344,10 +430,6 @@ func (b *burstLog) add(reason string, n int) {
 func (b *burstLog) flush(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.flushLocked(now)
-}
-
-func (b *burstLog) flushLocked(now time.Time) {
 	if len(b.pending) == 0 || now.Sub(b.last) < b.every {
 		return
 	}
@@ -361,6 +443,9 @@ func (b *burstLog) flushLocked(now time.Time) {
 }
 
 func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return true
+	}
 	select {
 	case <-c:
 		return true

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/alertmanager/api/v2/models"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
 // TestRedirects: a 2xx counts as sent only when it answers a POST of the
@@ -111,7 +113,7 @@ func TestTooLargeIsSplit(t *testing.T) {
 	m, reg := newTestManager(t, testOptions(), nil, f.base())
 	m.Send(testAlert("n", "blocker"), nil)
 	f.waitRequests(t, 1)
-	m.SendAll([]*Alert{testAlert("n", "a"), testAlert("n", "b"), testAlert("n", "c")}, nil)
+	m.SendAlerts([]*alert.Alert{testAlert("n", "a"), testAlert("n", "b"), testAlert("n", "c")})
 	close(gate)
 	waitValue(t, reg, 4, "alerts_sent_total", f.name())
 	got := f.storedValues("n")
@@ -133,11 +135,11 @@ func TestRefusalLogIsBounded(t *testing.T) {
 	m, reg := newTestManager(t, opts, logger, f.base())
 	m.Send(testAlert("n", "blocker"), nil)
 	f.waitRequests(t, 1)
-	var alerts []*Alert
+	var alerts []*alert.Alert
 	for i := range 1000 {
 		alerts = append(alerts, testAlert("n", strconv.Itoa(i)))
 	}
-	m.SendAll(alerts, nil)
+	m.SendAlerts(alerts)
 	close(gate)
 	waitValue(t, reg, 1000, "alerts_dropped_total", f.name(), "reason", DropRejected)
 	lines := strings.Count(logs.String(), "rejected")

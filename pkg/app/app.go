@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/config"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
@@ -98,7 +99,19 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		return nil, err
 	}
 	a.state.Store(st)
-	a.manager = alertmanager.NewManager(amOpts, logger, a.registry)
+	if cfg.Storage.Path != "" {
+		a.store, err = storage.Open(cfg.Storage.Path, storage.Options{
+			FsyncInterval: cfg.Storage.FsyncInterval, MaxBytes: cfg.Storage.MaxBytes, WhenFull: storage.WhenFull(cfg.Storage.WhenFull),
+		}, logger, a.registry)
+		if err != nil {
+			return nil, err
+		}
+	}
+	a.manager, err = alertmanager.NewManager(amOpts, a.store, logger, a.registry)
+	if err != nil {
+		a.abort()
+		return nil, err
+	}
 	a.sensors = sensors.New(sensors.Options{
 		MaxTracked:   cfg.Sensors.MaxTracked,
 		SilentAfter:  cfg.Sensors.SilentAfter,
@@ -111,12 +124,6 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	if err != nil {
 		// Not fatal: the names are resolved again every refresh interval.
 		logger.Error("resolving Alertmanagers failed", "err", err)
-	}
-	if cfg.Storage.Path != "" {
-		if err := a.openStorage(); err != nil {
-			a.abort()
-			return nil, err
-		}
 	}
 
 	handler := server.New(server.Options{
@@ -176,15 +183,16 @@ func build(cfg *config.Config) (*state, alertmanager.Options, error) {
 		return nil, alertmanager.Options{}, err
 	}
 	return st, alertmanager.Options{
-		QueueCapacity: cfg.Alertmanager.QueueCapacity,
-		QueueMaxBytes: cfg.Alertmanager.QueueMaxBytes,
-		BatchSize:     cfg.Alertmanager.BatchSize,
-		BatchWait:     cfg.Alertmanager.BatchWait,
-		Timeout:       cfg.Alertmanager.Timeout,
-		MinBackoff:    cfg.Alertmanager.MinBackoff,
-		MaxBackoff:    cfg.Alertmanager.MaxBackoff,
-		HTTPClient:    httpClient,
-		UserAgent:     userAgent(),
+		QueueCapacity:       cfg.Alertmanager.QueueCapacity,
+		QueueMaxBytes:       cfg.Alertmanager.QueueMaxBytes,
+		BatchSize:           cfg.Alertmanager.BatchSize,
+		MaxRequestsInFlight: cfg.Alertmanager.MaxRequestsInFlight,
+		BatchWait:           cfg.Alertmanager.BatchWait,
+		Timeout:             cfg.Alertmanager.Timeout,
+		MinBackoff:          cfg.Alertmanager.MinBackoff,
+		MaxBackoff:          cfg.Alertmanager.MaxBackoff,
+		HTTPClient:          httpClient,
+		UserAgent:           userAgent(),
 	}, nil
 }
 
@@ -193,7 +201,9 @@ func build(cfg *config.Config) (*state, alertmanager.Options, error) {
 func (a *App) abort() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	a.manager.Close(ctx, true)
+	if a.manager != nil {
+		a.manager.Close(ctx, true)
+	}
 	if a.store != nil {
 		_ = a.store.Close()
 	}
@@ -240,32 +250,6 @@ func sources(ts []config.Target) []alertmanager.Source {
 		out = append(out, alertmanager.Source{Kind: kind, URL: t.URL})
 	}
 	return out
-}
-
-// openStorage opens the durable queue and queues what a previous run left.
-func (a *App) openStorage() error {
-	store, err := storage.Open(a.cfg.Storage.Path, storage.Options{
-		FsyncInterval: a.cfg.Storage.FsyncInterval, MaxBytes: a.cfg.Storage.MaxBytes,
-	}, a.logger, a.registry)
-	if err != nil {
-		return err
-	}
-	// One record at a time into the queues, which coalesce and bound
-	// them: replay takes the memory of the queues, not of the files.
-	replayed, err := store.Replay(func(al *alertmanager.Alert, ack *storage.Segment) error {
-		_, err := a.manager.Send(al, ack)
-		return err
-	})
-	if err != nil {
-		store.Close()
-		return err
-	}
-	store.ReplayDone()
-	if replayed > 0 {
-		a.logger.Info("durable queue: alerts of a previous run queued again", "alerts", replayed, "path", a.cfg.Storage.Path)
-	}
-	a.store = store
-	return nil
 }
 
 func userAgent() string { return "falco-am-bridge/" + version.Version }
@@ -431,15 +415,15 @@ func restartOnly(was, now *config.Config) []string {
 func (a *App) ready() error { return a.manager.Ready() }
 
 // Accept maps events to alerts and queues them; it implements
-// server.Pipeline. In durable mode the alerts are written to disk first.
-// An event whose alert could not be sent or stored (a time outside the
-// years 0 to 9999) is refused on its own, in Accepted.Invalid; the others
-// go on.
+// server.Pipeline. In durable mode the alerts are written to the spool
+// before it returns; when the spool cannot take them (full and refusing,
+// or the disk failing) nothing is taken and the error says so. An event
+// whose alert Alertmanager would refuse (no labels) is refused on its own,
+// in Accepted.Invalid; the others go on.
 func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted, error) {
 	m := a.state.Load().mapping
 	acc := server.Accepted{}
-	alerts := make([]*alertmanager.Alert, 0, len(events))
-	var owners []int // owners[i] is the event of alerts[i], once one was refused
+	wires := make([]*alert.Wire, 0, len(events))
 	for i := range events {
 		// Before mapping: an event the mapping drops still shows its sensor is alive.
 		a.sensors.Seen(events[i].Hostname, received)
@@ -459,95 +443,44 @@ func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted,
 			continue
 		}
 		if err := res.Alert.Check(); err != nil {
-			if owners == nil {
-				owners = indexes(len(alerts))
-			}
 			acc.Invalid = append(acc.Invalid, unsendable(i, err))
 			continue
 		}
-		if owners != nil {
-			owners = append(owners, i)
-		}
-		alerts = append(alerts, res.Alert)
-	}
-	if len(alerts) == 0 {
-		a.metrics.accepted.Add(float64(len(events) - len(acc.Invalid)))
-		acc.Events = len(events) - len(acc.Invalid)
-		return acc, nil
-	}
-
-	var ack alertmanager.Ack
-	if a.store != nil {
-		seg, failed, err := a.store.Append(alerts)
-		if len(failed) > 0 {
-			// Not stored, so not queued either: an error for that
-			// event alone.
-			if owners == nil {
-				owners = indexes(len(alerts))
-			}
-			kept, keptOwners := alerts[:0], owners[:0]
-			for j, al := range alerts {
-				if ferr, bad := failed[j]; bad {
-					acc.Invalid = append(acc.Invalid, &falco.Error{Index: owners[j], Expected: "an event whose alert can be stored", Got: ferr.Error()})
-					continue
-				}
-				kept, keptOwners = append(kept, al), append(keptOwners, owners[j])
-			}
-			alerts, owners = kept, keptOwners
-		}
-		switch {
-		case errors.Is(err, storage.ErrFull):
-			a.metrics.storageFull.Add(float64(len(alerts)))
-			if ok, sup := a.metrics.storageFullLog.Allow(received); ok {
-				a.logger.Error("durable queue full (storage.max_bytes); alerts dropped", "alerts", len(alerts), "suppressed_since_last", sup)
-			}
-			alerts = nil
-		case err != nil:
-			// Still deliver from memory: Falco does not retry, so
-			// refusing would lose the alerts for sure.
-			a.metrics.storageFallback.Add(float64(len(alerts)))
-			a.logger.Error("durable queue write failed; these alerts are queued in memory only", "alerts", len(alerts), "err", err)
-		case seg != nil:
-			ack = seg
-			defer seg.Done()
-		}
+		wires = append(wires, alert.Encode(res.Alert))
 	}
 	acc.Events = len(events) - len(acc.Invalid)
-	a.metrics.accepted.Add(float64(acc.Events))
 	if len(acc.Invalid) > 0 {
 		if ok, sup := a.metrics.unsendableLog.Allow(received); ok {
-			a.logger.Warn("events refused: their alerts cannot be sent or stored", "events", len(acc.Invalid), "first", acc.Invalid[0].Error(), "suppressed_since_last", sup)
+			a.logger.Warn("events refused: their alerts cannot be sent", "events", len(acc.Invalid), "first", acc.Invalid[0].Error(), "suppressed_since_last", sup)
 		}
 	}
-	if len(alerts) == 0 {
-		return acc, nil
-	}
-	n, err := a.manager.SendAll(alerts, ack)
+	n, err := a.manager.SendAll(wires, nil)
 	if err != nil {
-		return acc, err
+		reason := "shutdown"
+		switch {
+		case errors.Is(err, storage.ErrFull):
+			reason = "storage_full"
+		case errors.Is(err, storage.ErrWrite):
+			reason = "storage_error"
+		}
+		a.metrics.refused.WithLabelValues(reason).Add(float64(acc.Events))
+		return acc, &server.Unavailable{Reason: err, RetryAfter: 5 * time.Second}
 	}
-	if n == 0 {
+	a.metrics.accepted.Add(float64(acc.Events))
+	if n == 0 && len(wires) > 0 {
 		if ok, sup := a.metrics.noTargetLog.Allow(received); ok {
-			a.logger.Warn("no Alertmanager known yet; alerts are held until one is", "alerts", len(alerts), "suppressed_since_last", sup)
+			a.logger.Warn("no Alertmanager known yet; alerts are held until one is", "alerts", len(wires), "suppressed_since_last", sup)
 		}
 	}
 	acc.Queues = n
-	acc.Alerts = len(alerts)
+	acc.Alerts = len(wires)
 	return acc, nil
 }
 
-func indexes(n int) []int {
-	out := make([]int, n, n+1)
-	for i := range out {
-		out[i] = i
-	}
-	return out
-}
-
 // unsendable describes, as an invalid event, why the alert of event i
-// failed alertmanager.Alert.Check.
+// failed alert.Alert.Check.
 func unsendable(i int, err error) *falco.Error {
-	var ce *alertmanager.CheckError
+	var ce *alert.CheckError
 	if !errors.As(err, &ce) {
 		return &falco.Error{Index: i, Expected: "an event whose alert can be sent", Got: err.Error()}
 	}

@@ -14,11 +14,11 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
 
-// TestUnstorableEventStaysAlone: in durable mode, one event whose time
-// decodes but cannot be stored (a gRPC timestamp before year 0) is refused
-// on its own; the 50 valid events beside it are written to disk, not
-// queued in memory only, and only they reach Alertmanager.
-func TestUnstorableEventStaysAlone(t *testing.T) {
+// TestOddTimeCostsOnlyItsEvent: in durable mode, one event whose time is
+// out of range (a gRPC timestamp before year 0) is refused on its own;
+// the 50 valid events beside it are written to the spool, and only they
+// reach Alertmanager.
+func TestOddTimeCostsOnlyItsEvent(t *testing.T) {
 	am := newFakeAM(t)
 	a := startApp(t, "--alertmanager.url="+am.URL, "--storage.path="+t.TempDir())
 	var evs []string
@@ -44,9 +44,6 @@ func TestUnstorableEventStaysAlone(t *testing.T) {
 	}
 	if ans.Alerts != 50 || ans.Rejected != 1 || len(ans.Errors) != 1 || ans.Errors[0].Index != 25 || ans.Errors[0].Field != "time" {
 		t.Fatalf("answer %s: want 50 alerts, event 25 rejected on its time", r.body)
-	}
-	if got := metricValue(t, a, "falco_am_bridge_storage_fallback_alerts_total"); got != 0 {
-		t.Errorf("storage_fallback_alerts_total = %v: the valid events were made memory-only", got)
 	}
 	if got := metricValue(t, a, "falco_am_bridge_storage_records_written_total"); got != 50 {
 		t.Errorf("storage_records_written_total = %v, want 50", got)
@@ -78,10 +75,11 @@ func dirBytes(t *testing.T, dir string) int64 {
 }
 
 // TestStormDoesNotGrowTheSpool: while Alertmanager is down, a storm of
-// one alert (6,000 events, about 40 MB of records) coalesces into one
-// queue entry, and the spool holds about one segment and one request, not
-// the storm. After
-// a restart the one alert is delivered, with the newest event's values.
+// one alert (6,000 events, about 40 MB of records) is read on into the
+// window, where it coalesces into one entry, so the spool soon holds about
+// one segment and one request, not the storm. After a restart the one
+// alert is delivered, with the newest event's values, and what was merged
+// away is not sent again.
 func TestStormDoesNotGrowTheSpool(t *testing.T) {
 	dir := t.TempDir()
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -111,17 +109,20 @@ func TestStormDoesNotGrowTheSpool(t *testing.T) {
 	if written < 35<<20 {
 		t.Fatalf("only %v bytes written; the test wants a storm well past a segment", written)
 	}
-	if got := metricValue(t, a, "falco_am_bridge_alertmanager_queue_length"); got != 1 {
-		t.Fatalf("queue length %v, want the storm coalesced into 1", got)
-	}
-	onDisk := dirBytes(t, dir)
-	t.Logf("storm: %.1f MB written, %.1f MB on disk", written/1e6, float64(onDisk)/1e6)
+	waitFor(t, "the storm coalesced into one queued alert", func() bool {
+		return metricValue(t, a, "falco_am_bridge_alertmanager_queue_length") == 1 &&
+			metricValue(t, a, "falco_am_bridge_alertmanager_spool_backlog") == 0
+	})
 	// The bound: the segment holding the newest record, which one
 	// request (at most web.max_request_bytes of events) can push past
-	// its size, plus the empty active one.
-	if onDisk > storage.DefaultSegmentBytes+(8<<20) {
-		t.Errorf("%d bytes on disk after %v written for one queued alert: the spool grows with intake", onDisk, written)
-	}
+	// its size, plus the empty active one. Segments go at the next sync
+	// tick.
+	var onDisk int64
+	waitFor(t, "the spool trimmed", func() bool {
+		onDisk = dirBytes(t, dir)
+		return onDisk <= storage.DefaultSegmentBytes+(8<<20)
+	})
+	t.Logf("storm: %.1f MB written, %.1f MB on disk", written/1e6, float64(onDisk)/1e6)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -129,43 +130,82 @@ func TestStormDoesNotGrowTheSpool(t *testing.T) {
 
 	am := newFakeAM(t)
 	a2 := startApp(t, "--alertmanager.url="+am.URL, "--storage.path="+dir)
-	// Records written while the alert was being sent were not merged
-	// into it; they come back too, and the newest wins.
 	waitFor(t, "the storm's newest event delivered", func() bool {
 		al := am.alerts()
 		return len(al) > 0 && strings.HasSuffix(al[len(al)-1].Annotations["command"], " 05999")
 	})
-	if got := metricValue(t, a2, "falco_am_bridge_storage_records_replayed_total"); got > 3000 {
-		t.Errorf("%v records replayed for one alert", got)
+	waitFor(t, "the spool read to its end", func() bool {
+		return metricValue(t, a2, "falco_am_bridge_alertmanager_spool_backlog") == 0 &&
+			metricValue(t, a2, "falco_am_bridge_alertmanager_queue_length") == 0
+	})
+	if n := len(am.alerts()); n > 3 {
+		t.Errorf("%d alerts sent after the restart for a storm of one", n)
 	}
 }
 
-// TestFullSpoolDropsAreCounted: past --storage.max-bytes new alerts are
-// dropped, counted and the request still answered.
-func TestFullSpoolDropsAreCounted(t *testing.T) {
+// TestFullSpool: past --storage.max-bytes, drop-oldest keeps the disk
+// bound and counts what it dropped before Alertmanager's queue read it;
+// refuse answers 503 with Retry-After and takes nothing. Either way every
+// event is accounted for.
+func TestFullSpool(t *testing.T) {
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(down.Close)
-	dir := t.TempDir()
-	a := startApp(t, "--alertmanager.url="+down.URL, "--storage.path="+dir, "--storage.max-bytes=64KiB", "--alertmanager.drain-timeout=0s")
 	long := strings.Repeat("x", 2000)
-	for i := range 100 {
+	event := func(i int) []byte {
 		e := strings.Replace(ev("Spool", "Warning"), `"app-0"`, fmt.Sprintf(`"pod-%04d"`, i), 1)
-		e = strings.Replace(e, `"sh -c id"`, `"sh -c `+long+`"`, 1)
-		if r := post(t, a, http.MethodPost, "application/json", "", []byte(e)); r.code != http.StatusAccepted {
-			t.Fatalf("event %d: %d %s", i, r.code, r.body)
+		return []byte(strings.Replace(e, `"sh -c id"`, `"sh -c `+long+`"`, 1))
+	}
+	t.Run("drop-oldest", func(t *testing.T) {
+		dir := t.TempDir()
+		// A window of 10 alerts, so most of the 100 wait on disk.
+		a := startApp(t, "--alertmanager.url="+down.URL, "--storage.path="+dir, "--storage.max-bytes=64KiB",
+			"--alertmanager.queue-capacity=10", "--alertmanager.drain-timeout=0s")
+		for i := range 100 {
+			if r := post(t, a, http.MethodPost, "application/json", "", event(i)); r.code != http.StatusAccepted {
+				t.Fatalf("event %d: %d %s", i, r.code, r.body)
+			}
+			if b := dirBytes(t, dir); b > 64<<10+4<<10 {
+				t.Fatalf("%d bytes on disk, over storage.max-bytes", b)
+			}
 		}
-	}
-	written := metricValue(t, a, "falco_am_bridge_storage_records_written_total")
-	full := metricValue(t, a, "falco_am_bridge_storage_full_dropped_alerts_total")
-	if written+full != 100 || full == 0 || written == 0 {
-		t.Errorf("%v written, %v dropped as full, of 100", written, full)
-	}
-	if b := dirBytes(t, dir); b > 64<<10 {
-		t.Errorf("%d bytes on disk, over storage.max-bytes", b)
-	}
-	if got := metricValue(t, a, "falco_am_bridge_storage_fallback_alerts_total"); got != 0 {
-		t.Errorf("storage_fallback_alerts_total = %v: a full spool drops, it does not fall back", got)
-	}
+		if w := metricValue(t, a, "falco_am_bridge_storage_records_written_total"); w != 100 {
+			t.Fatalf("%v written, want 100", w)
+		}
+		waitFor(t, "every event in the queue, on disk or counted as dropped", func() bool {
+			dropped := metricValue(t, a, "falco_am_bridge_storage_dropped_alerts_total")
+			return dropped > 0 && dropped+metricValue(t, a, "falco_am_bridge_alertmanager_queue_length")+
+				metricValue(t, a, "falco_am_bridge_alertmanager_spool_backlog") == 100
+		})
+	})
+	t.Run("refuse", func(t *testing.T) {
+		dir := t.TempDir()
+		a := startApp(t, "--alertmanager.url="+down.URL, "--storage.path="+dir, "--storage.max-bytes=64KiB",
+			"--storage.when-full=refuse", "--alertmanager.queue-capacity=10", "--alertmanager.drain-timeout=0s")
+		refused := 0
+		for i := range 100 {
+			r := post(t, a, http.MethodPost, "application/json", "", event(i))
+			switch r.code {
+			case http.StatusAccepted:
+			case http.StatusServiceUnavailable:
+				refused++
+				if r.header.Get("Retry-After") == "" {
+					t.Fatalf("503 without Retry-After: %s", r.body)
+				}
+			default:
+				t.Fatalf("event %d: %d %s", i, r.code, r.body)
+			}
+		}
+		written := metricValue(t, a, "falco_am_bridge_storage_records_written_total")
+		if refused == 0 || int(written)+refused != 100 {
+			t.Fatalf("%v written, %d refused, of 100", written, refused)
+		}
+		if got := metricValue(t, a, "falco_am_bridge_events_refused_total"); int(got) != refused {
+			t.Errorf("events_refused_total{reason=storage_full} = %v, want %d", got, refused)
+		}
+		if b := dirBytes(t, dir); b > 64<<10+4<<10 {
+			t.Errorf("%d bytes on disk, over storage.max-bytes", b)
+		}
+	})
 }

@@ -16,18 +16,14 @@ type metrics struct {
 	accepted      prometheus.Counter
 	dropped       *prometheus.CounterVec
 	mappingErrors prometheus.Counter
-	// storageFallback counts alerts queued in memory only because the
-	// durable queue could not be written.
-	storageFallback prometheus.Counter
-	// storageFull counts alerts dropped because the durable queue was
-	// at storage.max_bytes.
-	storageFull    prometheus.Counter
-	reloadOK       prometheus.Gauge
-	reloadTime     prometheus.Gauge
-	mappingErrLog  *ratelog.Sampler
-	noTargetLog    *ratelog.Sampler
-	storageFullLog *ratelog.Sampler
-	unsendableLog  *ratelog.Sampler
+	// refused counts valid events answered 503: the durable queue could
+	// not take them.
+	refused       *prometheus.CounterVec
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	mappingErrLog *ratelog.Sampler
+	noTargetLog   *ratelog.Sampler
+	unsendableLog *ratelog.Sampler
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,14 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "mapping_errors_total",
 			Help: "Label or annotation templates that failed on an event; the alert was sent without that value.",
 		}),
-		storageFallback: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "storage_fallback_alerts_total",
-			Help: "Alerts queued in memory only because writing the durable queue failed.",
-		}),
-		storageFull: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "storage_full_dropped_alerts_total",
-			Help: "Alerts dropped because the durable queue was full (storage.max_bytes).",
-		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "events_refused_total",
+			Help: "Valid events answered 503 with Retry-After, not taken, by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
+		}, []string{"reason"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "config_last_reload_successful",
 			Help: "Whether the last configuration reload succeeded.",
@@ -60,17 +52,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully.",
 		}),
-		mappingErrLog:  ratelog.New(10 * time.Second),
-		noTargetLog:    ratelog.New(10 * time.Second),
-		storageFullLog: ratelog.New(10 * time.Second),
-		unsendableLog:  ratelog.New(10 * time.Second),
+		mappingErrLog: ratelog.New(10 * time.Second),
+		noTargetLog:   ratelog.New(10 * time.Second),
+		unsendableLog: ratelog.New(10 * time.Second),
 	}
 	for _, r := range []string{mapping.DropPriority, mapping.DropOverride} {
 		m.dropped.WithLabelValues(r)
 	}
+	for _, r := range []string{"storage_full", "storage_error", "shutdown"} {
+		m.refused.WithLabelValues(r)
+	}
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
-	reg.MustRegister(m.accepted, m.dropped, m.mappingErrors, m.storageFallback, m.storageFull, m.reloadOK, m.reloadTime)
+	reg.MustRegister(m.accepted, m.dropped, m.mappingErrors, m.refused, m.reloadOK, m.reloadTime)
 	return m
 }
 

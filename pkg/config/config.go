@@ -43,18 +43,20 @@ type Web struct {
 type Alertmanager struct {
 	// URLs as given: http(s)://host:port[/prefix], or dns+http(s)://name:port
 	// and dnssrv+http(s)://name for DNS discovery.
-	URLs            []string
-	Targets         []Target
-	Timeout         time.Duration
-	QueueCapacity   int
-	QueueMaxBytes   int64
-	BatchSize       int
-	BatchWait       time.Duration
-	MinBackoff      time.Duration
-	MaxBackoff      time.Duration
-	RefreshInterval time.Duration
-	DrainTimeout    time.Duration
-	HTTPConfig      commoncfg.HTTPClientConfig
+	URLs          []string
+	Targets       []Target
+	Timeout       time.Duration
+	QueueCapacity int
+	QueueMaxBytes int64
+	BatchSize     int
+	// MaxRequestsInFlight is the number of POSTs to one Alertmanager at once.
+	MaxRequestsInFlight int
+	BatchWait           time.Duration
+	MinBackoff          time.Duration
+	MaxBackoff          time.Duration
+	RefreshInterval     time.Duration
+	DrainTimeout        time.Duration
+	HTTPConfig          commoncfg.HTTPClientConfig
 }
 
 // Discovery says how a target's addresses are found.
@@ -85,6 +87,7 @@ type Storage struct {
 	Path          string // "" means memory only
 	FsyncInterval time.Duration
 	MaxBytes      int64
+	WhenFull      string // drop-oldest or refuse
 }
 
 // Sensors is the tracking of the Falco sensors that send events.

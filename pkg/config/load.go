@@ -135,13 +135,13 @@ func options() []option {
 				return
 			}},
 		{flag: "alertmanager.queue-capacity", key: "alertmanager.queue_capacity", typ: "number", def: "10000",
-			help: "Alerts held per Alertmanager while it is slow or down; when full the oldest are dropped.",
+			help: "Alerts held in memory per Alertmanager: the whole queue without --storage.path (when full the oldest are dropped), else the window read ahead from the durable queue.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.QueueCapacity, err = v.positiveInt()
 				return
 			}},
 		{flag: "alertmanager.queue-max-bytes", key: "alertmanager.queue_max_bytes", typ: "size", def: "32MiB",
-			help: "Bytes of alerts held per Alertmanager (approximate: labels, annotations and a fixed overhead per alert); when over, the oldest are dropped.",
+			help: "Bytes of alerts held in memory per Alertmanager (their encoding and a fixed overhead each), as queue-capacity bounds them in alerts.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.QueueMaxBytes, err = v.bytes()
 				return
@@ -150,6 +150,12 @@ func options() []option {
 			help: "Most alerts in one POST. Large batches keep delivery ahead of a burst; Alertmanager takes thousands in one request.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.BatchSize, err = v.positiveInt()
+				return
+			}},
+		{flag: "alertmanager.max-requests-in-flight", key: "alertmanager.max_requests_in_flight", typ: "number", def: "2",
+			help: "POSTs sent to one Alertmanager at once; two versions of one alert are never in flight together.",
+			set: func(c *Config, v value) (err error) {
+				c.Alertmanager.MaxRequestsInFlight, err = v.positiveInt()
 				return
 			}},
 		{flag: "alertmanager.batch-wait", key: "alertmanager.batch_wait", typ: "duration", def: "10ms",
@@ -213,9 +219,15 @@ func options() []option {
 				return
 			}},
 		{flag: "storage.max-bytes", key: "storage.max_bytes", typ: "size", def: "256MiB",
-			help: "Most disk space the durable queue takes; when full, new alerts are dropped and counted.",
+			help: "Most disk space the durable queue takes; when full, storage.when-full says what gives.",
 			set: func(c *Config, v value) (err error) {
 				c.Storage.MaxBytes, err = v.bytes()
+				return
+			}},
+		{flag: "storage.when-full", key: "storage.when_full", def: "drop-oldest",
+			help: "What a full durable queue does: drop-oldest deletes its oldest segment (counted), refuse answers new events 503 with Retry-After.",
+			set: func(c *Config, v value) (err error) {
+				c.Storage.WhenFull, err = v.oneOf("drop-oldest", "refuse")
 				return
 			}},
 		{flag: "log.level", key: "log.level", def: "info",

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 )
 
@@ -30,7 +30,7 @@ type goldenAlert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
-func toGolden(a *alertmanager.Alert) goldenAlert {
+func toGolden(a *alert.Alert) goldenAlert {
 	g := goldenAlert{Labels: map[string]string{}, StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL}
 	for k, v := range a.Labels {
 		g.Labels[string(k)] = string(v)
@@ -114,7 +114,7 @@ func TestGolden(t *testing.T) {
 
 // checkAlert asserts what must hold for every alert the shipped mapping
 // makes, whatever the event.
-func checkAlert(t *testing.T, m *Mapping, a *alertmanager.Alert) {
+func checkAlert(t *testing.T, m *Mapping, a *alert.Alert) {
 	t.Helper()
 	if err := a.Labels.Validate(); err != nil {
 		t.Errorf("labels invalid: %v", err)

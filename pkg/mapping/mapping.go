@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	shipped "github.com/falco-am-bridge/falco-am-bridge/mapping"
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 )
 
@@ -341,7 +341,7 @@ func (c *compiler) tryOut(m *Mapping) {
 // Result is what mapping one event gives.
 type Result struct {
 	// Alert is nil when the event was dropped.
-	Alert *alertmanager.Alert
+	Alert *alert.Alert
 	// Dropped says why no alert was made: DropPriority or DropOverride.
 	Dropped string
 	// Errors holds template errors; the alert is still made without the
@@ -437,7 +437,7 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 		render(annotations, o.annotations, m.maxAnno, false)
 	}
 
-	a := &alertmanager.Alert{
+	a := &alert.Alert{
 		Labels:      labels,
 		Annotations: annotations,
 		StartsAt:    ev.Time,

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
@@ -43,7 +43,7 @@ const (
 
 // Sender queues alerts for every Alertmanager; *alertmanager.Manager is one.
 type Sender interface {
-	SendAll(alerts []*alertmanager.Alert, ack alertmanager.Ack) (int, error)
+	SendAlerts(alerts []*alert.Alert) (int, error)
 }
 
 // Options configure a Tracker.
@@ -224,7 +224,7 @@ func (t *Tracker) Check() {
 	}
 
 	t.mu.Lock()
-	var alerts []*alertmanager.Alert
+	var alerts []*alert.Alert
 	resolved, newlySilent := len(t.spoke), 0
 	for _, s := range t.spoke {
 		// Ended when it spoke: a past endsAt is what makes Alertmanager
@@ -264,14 +264,14 @@ func (t *Tracker) Check() {
 	if len(alerts) == 0 {
 		return
 	}
-	if _, err := t.sender.SendAll(alerts, nil); err != nil {
+	if _, err := t.sender.SendAlerts(alerts); err != nil {
 		t.logger.Error("queueing FalcoSensorSilent alerts failed", "alerts", len(alerts), "err", err)
 	}
 }
 
 // alert builds the alert of s as of now, firing or resolving; the caller
 // sets EndsAt.
-func (t *Tracker) alert(s *sensor, static model.LabelSet, now time.Time, resolving bool) *alertmanager.Alert {
+func (t *Tracker) alert(s *sensor, static model.LabelSet, now time.Time, resolving bool) *alert.Alert {
 	labels := make(model.LabelSet, len(static)+3)
 	for k, v := range static {
 		labels[k] = v
@@ -294,7 +294,7 @@ func (t *Tracker) alert(s *sensor, static model.LabelSet, now time.Time, resolvi
 			"Falco may have stopped or been evicted, lost its connection to the bridge "+
 			"(http_output drops what it cannot deliver), or the host may be gone.", host, s.last.UTC().Format(time.RFC3339))
 	}
-	return &alertmanager.Alert{
+	return &alert.Alert{
 		Labels: labels,
 		Annotations: model.LabelSet{
 			"summary":         model.LabelValue(summary),

@@ -14,19 +14,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
 // recorder is a Sender that keeps what it is given.
 type recorder struct {
 	mu     sync.Mutex
-	alerts []*alertmanager.Alert
+	alerts []*alert.Alert
 	sent   chan struct{}
 }
 
 func newRecorder() *recorder { return &recorder{sent: make(chan struct{}, 100)} }
 
-func (r *recorder) SendAll(alerts []*alertmanager.Alert, _ alertmanager.Ack) (int, error) {
+func (r *recorder) SendAlerts(alerts []*alert.Alert) (int, error) {
 	r.mu.Lock()
 	r.alerts = append(r.alerts, alerts...)
 	r.mu.Unlock()
@@ -35,7 +35,7 @@ func (r *recorder) SendAll(alerts []*alertmanager.Alert, _ alertmanager.Ack) (in
 }
 
 // take returns and forgets what was sent so far.
-func (r *recorder) take() []*alertmanager.Alert {
+func (r *recorder) take() []*alert.Alert {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := r.alerts

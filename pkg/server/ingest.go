@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,8 +89,14 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 			if err != nil {
 				// Nothing was taken: say so, so a sender that cares
 				// can retry.
-				logger.Error("events could not be queued", "events", len(events), "err", err)
-				return echo.NewHTTPError(http.StatusServiceUnavailable, "events could not be queued: "+err.Error())
+				retry := 5 * time.Second
+				if u, ok := errors.AsType[*Unavailable](err); ok {
+					retry = u.RetryAfter
+				} else {
+					logger.Error("events could not be queued", "events", len(events), "err", err)
+				}
+				c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.Seconds()))))
+				return echo.NewHTTPError(http.StatusServiceUnavailable, "events could not be queued, nothing was taken; retry later: "+err.Error())
 			}
 			ans.Accepted = acc
 		}

@@ -24,6 +24,16 @@ type Pipeline interface {
 	Accept(events []falco.Event, received time.Time) (Accepted, error)
 }
 
+// Unavailable is the error of a Pipeline that could not take the events
+// for now (a full durable queue): the answer is 503 with Retry-After.
+type Unavailable struct {
+	Reason     error
+	RetryAfter time.Duration
+}
+
+func (u *Unavailable) Error() string { return u.Reason.Error() }
+func (u *Unavailable) Unwrap() error { return u.Reason }
+
 // Accepted says what became of a request's valid events.
 type Accepted struct {
 	Events  int `json:"accepted"`       // valid events taken

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 )
@@ -47,9 +47,9 @@ type Entry struct {
 	Hostname string    `json:"hostname,omitempty"`
 	Outcome  string    `json:"outcome"`
 	// Alert is set when the outcome is alert.
-	Alert *Alert              `json:"alert,omitempty"`
-	alert *alertmanager.Alert // kept as made (alerts are not changed once queued); List fills Alert from it
-	raw   []byte              // owned; List fills Event from it
+	Alert *Alert       `json:"alert,omitempty"`
+	alert *alert.Alert // kept as made (alerts are not changed once queued); List fills Alert from it
+	raw   []byte       // owned; List fills Event from it
 	// DropReason is set when the outcome is dropped.
 	DropReason string `json:"drop_reason,omitempty"`
 	// Errors are why the event was rejected, or the templates that failed

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 )
@@ -32,7 +32,7 @@ func TestRecentKeepsTheLastNewestFirst(t *testing.T) {
 	now := time.Unix(1767312000, 0)
 	for i := range 5 {
 		ev := decode(t, event(fmt.Sprintf("rule %d", i), "sh"))
-		r.Mapped(&ev, now, mapping.Result{Alert: &alertmanager.Alert{Labels: model.LabelSet{"alertname": "A"}}})
+		r.Mapped(&ev, now, mapping.Result{Alert: &alert.Alert{Labels: model.LabelSet{"alertname": "A"}}})
 	}
 	got := r.List()
 	if len(got) != 3 || got[0].Rule != "rule 4" || got[2].Rule != "rule 2" || got[0].ID != 5 {

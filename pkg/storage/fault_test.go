@@ -2,26 +2,23 @@ package storage
 
 import (
 	"errors"
-	"fmt"
+	"slices"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
 // faults makes segment files whose writes fail on demand: the writes
 // numbered in fail (counted over every file, from 1) write half their
 // bytes and return an error, or, when short is set, return no error but
-// report the half.
+// report the half. truncFails makes the undo fail too.
 type faults struct {
-	mu     sync.Mutex
-	writes int
-	fail   map[int]bool
-	short  bool
+	mu         sync.Mutex
+	writes     int
+	fail       map[int]bool
+	short      bool
+	truncFails bool
 }
 
 type faultyFile struct {
@@ -52,100 +49,68 @@ func (w *faultyFile) Write(p []byte) (int, error) {
 	return n, errors.New("injected: no space left on device")
 }
 
-// TestWriteFailureSealsTheSegment: a write that fails in the middle of a
-// record leaves a torn record; the records acknowledged after it must not
-// be lost behind it at replay.
-func TestWriteFailureSealsTheSegment(t *testing.T) {
+func (w *faultyFile) Truncate(size int64) error {
+	w.f.mu.Lock()
+	fails := w.f.truncFails
+	w.f.mu.Unlock()
+	if fails {
+		return errors.New("injected: truncate failed")
+	}
+	return w.segmentFile.Truncate(size)
+}
+
+// TestFailedWriteIsUndone: a write that fails in the middle of a record
+// is refused with ErrWrite and cut off the segment, which goes on: no new
+// segment per failed write, and every record acknowledged before and
+// after it is read back.
+func TestFailedWriteIsUndone(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		fail  []int
-		short bool
-		// refused is how many Appends returned an error.
-		refused int
+		name       string
+		short      bool
+		truncFails bool
 	}{
-		// The 5th write fails; Append tries again in a new segment.
-		{name: "error", fail: []int{5}},
-		{name: "short write", fail: []int{5}, short: true},
-		// The retry fails too: that Append is refused, the next works.
-		{name: "retry fails", fail: []int{5, 6}, refused: 1},
+		{"error", false, false},
+		{"short write", true, false},
+		{"undo fails too", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			f := &faults{fail: map[int]bool{}, short: tc.short}
-			for _, n := range tc.fail {
-				f.fail[n] = true
-			}
-			reg := prometheus.NewRegistry()
-			s, _ := openWith(t, dir, Options{FsyncInterval: time.Hour, openFile: f.open}, reg)
-			var acked []string
-			refused := 0
-			for i := range 10 {
-				seg, failed, err := s.Append([]*alertmanager.Alert{testAlert(i)})
-				if failed != nil {
-					t.Fatal(failed)
+			// Write 1 is the segment's magic; fail 5, 6 and 9.
+			f := &faults{fail: map[int]bool{5: true, 6: true, 9: true}, short: tc.short, truncFails: tc.truncFails}
+			s := open(t, dir, Options{openFile: f.open})
+			from := s.Tail()
+			c, _ := s.Cursor("am", &from)
+			var acked []int
+			for i := range 12 {
+				err := s.Append([]*alert.Wire{wire(i)})
+				switch {
+				case err == nil:
+					acked = append(acked, i)
+				case !errors.Is(err, ErrWrite):
+					t.Fatalf("append %d: %v, want ErrWrite", i, err)
 				}
-				if err != nil {
-					refused++
-					continue
-				}
-				acked = append(acked, fmt.Sprint(i))
-				seg.Add(1) // a queue holds it; never delivered
-				seg.Done()
 			}
-			if refused != tc.refused {
-				t.Errorf("%d Appends refused, want %d", refused, tc.refused)
+			if len(acked) == 12 || len(acked) < 8 {
+				t.Fatalf("acknowledged %v", acked)
 			}
-			if got := testutil.ToFloat64(s.metrics.errors); got != float64(len(tc.fail)) {
-				t.Errorf("storage_errors_total = %v, want %d", got, len(tc.fail))
+			segs := len(segmentFiles(t, dir))
+			if !tc.truncFails && segs != 1 {
+				t.Fatalf("%d segments: a failed write must not start a new one", segs)
+			}
+			got, _ := readAll(c)
+			if !slices.Equal(got, acked) {
+				t.Fatalf("read %v, acknowledged %v", got, acked)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-
-			s2, replayed := openWith(t, dir, Options{FsyncInterval: time.Hour}, prometheus.NewRegistry())
-			defer s2.Close()
-			var got []string
-			for _, r := range replayed {
-				got = append(got, string(r.Alert.Labels["n"]))
-			}
-			if fmt.Sprint(got) != fmt.Sprint(acked) {
-				t.Fatalf("replayed %v, want every acknowledged record %v", got, acked)
+			s = open(t, dir, Options{})
+			defer s.Close()
+			from = s.Tail()
+			c, _ = s.Cursor("again", &from)
+			if got, _ := readAll(c); !slices.Equal(got, acked) {
+				t.Fatalf("after a restart read %v, acknowledged %v", got, acked)
 			}
 		})
-	}
-}
-
-// TestMaxBytes: past MaxBytes, Append refuses with ErrFull and writes
-// nothing; once the queues are done with records, there is room again.
-func TestMaxBytes(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, dir, Options{FsyncInterval: time.Hour, SegmentBytes: 2048, MaxBytes: 8 << 10})
-	defer s.Close()
-	var held []*Segment
-	full := 0
-	for i := range 100 {
-		seg, _, err := s.Append([]*alertmanager.Alert{testAlert(i)})
-		if errors.Is(err, ErrFull) {
-			full++
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		seg.Add(1)
-		seg.Done()
-		held = append(held, seg)
-	}
-	if full == 0 || len(held) == 0 {
-		t.Fatalf("%d appends refused, %d taken", full, len(held))
-	}
-	if b := s.diskBytes.Load(); b > 8<<10 {
-		t.Fatalf("%d bytes on disk, over MaxBytes", b)
-	}
-	for _, seg := range held {
-		seg.Done()
-	}
-	if _, _, err := s.Append([]*alertmanager.Alert{testAlert(1)}); err != nil {
-		t.Fatalf("after every record was done: %v", err)
 	}
 }

@@ -1,20 +1,21 @@
-// Package storage is falco-am-bridge's durable queue: accepted alerts are
-// appended to segment files before the bridge answers, replayed into the
-// Alertmanager queues after a crash or restart, and trimmed once every queue
-// is done with them.
+// Package storage is falco-am-bridge's durable spool, and with
+// --storage.path it is the queue: every accepted alert is appended to a
+// segment file before the bridge answers, and each Alertmanager reads the
+// spool through a Cursor of its own, in order, into a small window in
+// memory. What waits for an Alertmanager that is slow or away waits here,
+// on disk, bounded only by Options.MaxBytes.
 //
-// A segment is a file of records, each a 4-byte length, a 4-byte CRC-32C
-// and the alert as JSON. A segment counts the queue entries that still need
-// its records (alertmanager.Ack); once it is no longer written to and the
-// count is zero, the file is deleted. A torn record at the end of a segment
-// (a crash in the middle of a write) ends the replay of that segment; a
-// write that fails seals its segment, so the records after it go to a new
-// one and are not lost behind the torn record.
+// A record is the alert's wire encoding (alert.Wire) behind a header with
+// a checksum (see frame.go), so reading back costs no re-encoding. A
+// corrupt record is skipped, counted, and the reader goes on at the next
+// valid one; a segment that lost records is kept, renamed, for
+// inspection.
 //
-// Disk use is bounded twice: a segment goes as soon as no queue needs its
-// records (a queue that coalesces alerts lets go of the records it merged
-// away), and MaxBytes caps the whole directory; past it, Append refuses
-// with ErrFull.
+// Each cursor's owner says up to where it is done (its mark: every record
+// before it is delivered, rejected, expired or superseded by a newer one
+// with the same labels). The marks are saved with the segments, so a
+// restart resumes where each Alertmanager was, and a segment is deleted
+// once every mark is past it.
 //
 // Written records reach the operating system before Append returns, so
 // they survive the bridge being killed (SIGKILL included). They reach the
@@ -23,12 +24,9 @@
 package storage
 
 import (
-	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -41,40 +39,58 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
 
 const (
 	segmentSuffix = ".seg"
-	headerSize    = 8
-	// maxRecord bounds one record, so a corrupt length cannot make the
-	// replay allocate gigabytes.
-	maxRecord = 16 << 20
+	// corruptSuffix is added to the name of a segment that lost records
+	// to corruption, instead of deleting it once it is done.
+	corruptSuffix = ".corrupt"
+	marksFile     = "cursors.json"
 	// DefaultSegmentBytes is the size after which a segment is closed and
-	// a new one started. A segment goes only when no queue needs any of
-	// its records, so this is the slack of the disk bound.
+	// a new one started. A segment goes only when every cursor is past
+	// it, so this is the slack of the disk bound.
 	DefaultSegmentBytes = 4 << 20
 	// DefaultMaxBytes caps the directory when Options.MaxBytes is zero.
 	DefaultMaxBytes = 256 << 20
 )
 
-// ErrFull is returned by Append when writing would take the directory past
-// Options.MaxBytes.
+// WhenFull says what Append does when the spool is at Options.MaxBytes.
+type WhenFull string
+
+const (
+	// DropOldest deletes the oldest segment, counting what it held that
+	// some Alertmanager had not read: the oldest alerts are the nearest
+	// to their endsAt, and Falco does not retry a refused event.
+	DropOldest WhenFull = "drop-oldest"
+	// Refuse makes Append fail with ErrFull: the sender keeps the event
+	// and can retry (falcosidekick, a proxy), while Falco drops it.
+	Refuse WhenFull = "refuse"
+)
+
+// ErrFull is returned by Append when the spool is at Options.MaxBytes and
+// WhenFull is Refuse.
 var ErrFull = errors.New("the durable queue is full (storage.max_bytes)")
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// ErrWrite is returned, wrapped, by Append when the disk refused the
+// write (a full disk): nothing of it was kept.
+var ErrWrite = errors.New("writing the durable queue failed")
 
 // Options tune a Store.
 type Options struct {
-	// FsyncInterval is how often written records are synced to disk; zero
-	// syncs within every Append.
+	// FsyncInterval is how often written records are synced to disk,
+	// and the marks saved; zero syncs within every Append (and saves the
+	// marks every second).
 	FsyncInterval time.Duration
 	SegmentBytes  int64
 	// MaxBytes caps the bytes of every segment together; zero means
 	// DefaultMaxBytes.
 	MaxBytes int64
+	// WhenFull is DropOldest when empty.
+	WhenFull WhenFull
 
 	// openFile creates a segment file; tests inject faults through it.
 	openFile func(path string) (segmentFile, error)
@@ -84,6 +100,7 @@ type Options struct {
 type segmentFile interface {
 	io.Writer
 	Sync() error
+	Truncate(size int64) error
 	Close() error
 }
 
@@ -91,65 +108,82 @@ func createSegment(path string) (segmentFile, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 }
 
-// Store is the durable queue in one directory.
+// Position is a place in the spool: a segment and a byte offset in it.
+type Position struct {
+	Segment uint64 `json:"segment"`
+	Offset  int64  `json:"offset"`
+}
+
+// Before orders positions.
+func (p Position) Before(q Position) bool {
+	return p.Segment < q.Segment || p.Segment == q.Segment && p.Offset < q.Offset
+}
+
+// Record is an alert read from the spool and where it was.
+type Record struct {
+	Wire *alert.Wire
+	Pos  Position
+}
+
+// segment is one file of records.
+type segment struct {
+	id      uint64
+	path    string
+	size    atomic.Int64 // bytes readers may read: whole records only
+	records atomic.Int64 // valid records in it
+	sealed  atomic.Bool  // no longer written to; size is final
+	file    segmentFile  // while active, guarded by Store.mu
+
+	corruptMu sync.Mutex
+	corrupt   map[int64]int64 // offset of a skipped stretch → its bytes
+}
+
+// Store is the durable spool in one directory.
 type Store struct {
 	dir     string
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics
 
-	mu     sync.Mutex // guards writing: active, nextID, dirty, closed
-	active *Segment
-	nextID uint64
-	dirty  bool
-	closed bool
+	mu         sync.Mutex // guards writing: active, nextID, dirty, closed, needRotate
+	active     *segment
+	nextID     uint64
+	dirty      bool
+	closed     bool
+	needRotate bool // a failed write could not be undone
+	failing    atomic.Bool
+	writeLog   *ratelog.Sampler
+	fullLog    *ratelog.Sampler
 
-	// liveMu guards live apart from mu: a segment's last Done can come
-	// while mu is held (when rotating).
-	liveMu sync.Mutex
-	live   map[uint64]*Segment // every segment with a file, active included
-	// replay is the segments left by a previous run, oldest first, until
-	// Replay has read them.
-	replay []*Segment
-	// diskBytes is the size of every segment file together.
+	segMu sync.RWMutex
+	segs  []*segment // oldest first; the active one last
+
+	curMu   sync.Mutex
+	cursors map[string]*Cursor
+	saved   map[string]Position // marks of a previous run not claimed by a cursor yet
+	written map[string]Position // what the marks file holds
+
 	diskBytes atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-// Segment is one file of records. It is the alertmanager.Ack of its
-// records: Add and Done count the queue entries that still need them.
-type Segment struct {
-	store   *Store
-	id      uint64
-	path    string
-	file    segmentFile // nil once closed
-	size    int64       // guarded by Store.mu while active; fixed once sealed
-	pending atomic.Int64
-	sealed  atomic.Bool // no longer written to
-	removed atomic.Bool
-}
-
-// Add counts n more holders of the segment's records.
-func (s *Segment) Add(n int) { s.pending.Add(int64(n)) }
-
-// Done is called once per holder when it is done; the file of a sealed
-// segment goes when the last holder is done.
-func (s *Segment) Done() {
-	if s.pending.Add(-1) == 0 && s.sealed.Load() {
-		s.store.remove(s)
-	}
-}
-
-// Open opens (creating it if needed) the store in dir. What a previous run
-// left is read back by Replay; then call ReplayDone.
+// Open opens (creating it if needed) the spool in dir, with the marks a
+// previous run saved.
 func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = DefaultSegmentBytes
 	}
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
+	}
+	switch opts.WhenFull {
+	case "":
+		opts.WhenFull = DropOldest
+	case DropOldest, Refuse:
+	default:
+		return nil, fmt.Errorf("storage.when_full: %q is not %q or %q", opts.WhenFull, DropOldest, Refuse)
 	}
 	if opts.openFile == nil {
 		opts.openFile = createSegment
@@ -159,72 +193,41 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	}
 	s := &Store{
 		dir: dir, opts: opts, logger: logger, metrics: newMetrics(reg),
-		live: map[uint64]*Segment{}, stop: make(chan struct{}), done: make(chan struct{}),
+		cursors: map[string]*Cursor{}, saved: map[string]Position{},
+		writeLog: ratelog.New(10 * time.Second), fullLog: ratelog.New(10 * time.Second),
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	ids, err := s.segmentIDs()
 	if err != nil {
 		return nil, err
 	}
+	var legacy []string
 	for _, id := range ids {
-		seg := &Segment{store: s, id: id, path: s.segmentPath(id)}
-		fi, err := os.Stat(seg.path)
+		seg, isLegacy, err := s.openSegment(id)
 		if err != nil {
-			return nil, fmt.Errorf("storage: %w", err)
+			return nil, err
 		}
-		seg.size = fi.Size()
-		s.diskBytes.Add(seg.size)
-		// Held until ReplayDone, so it is not removed while being queued.
-		seg.pending.Store(1)
-		seg.sealed.Store(true)
-		s.live[id] = seg
-		s.replay = append(s.replay, seg)
+		if isLegacy {
+			legacy = append(legacy, seg.path)
+			s.nextID = id + 1
+			continue
+		}
+		s.segs = append(s.segs, seg)
+		s.diskBytes.Add(seg.size.Load())
 		s.nextID = id + 1
 	}
-	s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
+	if err := s.loadMarks(); err != nil {
+		return nil, err
+	}
 	if err := s.rotateLocked(); err != nil {
 		return nil, err
 	}
+	if err := s.migrate(legacy); err != nil {
+		return nil, err
+	}
+	s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
 	go s.loop()
 	return s, nil
-}
-
-// Replay reads back every alert left by a previous run, oldest first, and
-// hands each to fn with the segment that holds it (the alert's Ack). It
-// reads one record at a time, so memory is what fn keeps, not the size of
-// the files. It returns the number of alerts replayed.
-func (s *Store) Replay(fn func(a *alertmanager.Alert, ack *Segment) error) (int, error) {
-	n := 0
-	for _, seg := range s.replay {
-		err := s.read(seg, func(a *alertmanager.Alert) error {
-			n++
-			return fn(a, seg)
-		})
-		if err != nil {
-			return n, err
-		}
-	}
-	s.replay = nil
-	s.metrics.replayed.Add(float64(n))
-	return n, nil
-}
-
-// ReplayDone releases the hold Open put on the replayed segments; call it
-// once every replayed alert is queued.
-func (s *Store) ReplayDone() {
-	s.mu.Lock()
-	active := s.active
-	s.mu.Unlock()
-	s.liveMu.Lock()
-	var old []*Segment
-	for _, seg := range s.live {
-		if seg != active {
-			old = append(old, seg)
-		}
-	}
-	s.liveMu.Unlock()
-	for _, seg := range old {
-		seg.Done()
-	}
 }
 
 func (s *Store) segmentPath(id uint64) string {
@@ -252,210 +255,209 @@ func (s *Store) segmentIDs() ([]uint64, error) {
 	return ids, nil
 }
 
-// record is an alert as stored.
-type record struct {
-	Labels       map[string]string `json:"l"`
-	Annotations  map[string]string `json:"a,omitempty"`
-	StartsAt     time.Time         `json:"s"`
-	EndsAt       time.Time         `json:"e"`
-	GeneratorURL string            `json:"g,omitempty"`
-}
-
-func encode(buf []byte, a *alertmanager.Alert) ([]byte, error) {
-	r := record{Labels: make(map[string]string, len(a.Labels)), StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL}
-	for k, v := range a.Labels {
-		r.Labels[string(k)] = string(v)
-	}
-	if len(a.Annotations) > 0 {
-		r.Annotations = make(map[string]string, len(a.Annotations))
-		for k, v := range a.Annotations {
-			r.Annotations[string(k)] = string(v)
-		}
-	}
-	payload, err := json.Marshal(r)
+// openSegment reads a segment left by a previous run through once,
+// counting its records and noting the corrupt stretches. isLegacy is set
+// for a segment of the format before the spool became the queue.
+func (s *Store) openSegment(id uint64) (seg *segment, isLegacy bool, err error) {
+	seg = &segment{id: id, path: s.segmentPath(id)}
+	fi, err := os.Stat(seg.path)
 	if err != nil {
-		return buf, err
+		return nil, false, fmt.Errorf("storage: %w", err)
 	}
-	var h [headerSize]byte
-	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(h[4:8], crc32.Checksum(payload, crcTable))
-	buf = append(buf, h[:]...)
-	return append(buf, payload...), nil
-}
-
-func decode(payload []byte) (*alertmanager.Alert, error) {
-	var r record
-	if err := json.Unmarshal(payload, &r); err != nil {
-		return nil, err
-	}
-	a := &alertmanager.Alert{
-		Labels: make(model.LabelSet, len(r.Labels)), StartsAt: r.StartsAt, EndsAt: r.EndsAt, GeneratorURL: r.GeneratorURL,
-	}
-	for k, v := range r.Labels {
-		a.Labels[model.LabelName(k)] = model.LabelValue(v)
-	}
-	if len(r.Annotations) > 0 {
-		a.Annotations = make(model.LabelSet, len(r.Annotations))
-		for k, v := range r.Annotations {
-			a.Annotations[model.LabelName(k)] = model.LabelValue(v)
-		}
-	}
-	return a, nil
-}
-
-// read hands each alert of a segment to fn, stopping at the first torn or
-// corrupt record.
-func (s *Store) read(seg *Segment, fn func(*alertmanager.Alert) error) error {
-	f, err := os.Open(seg.path)
+	r, err := openReader(seg.path, 0)
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return nil, false, fmt.Errorf("storage: %w", err)
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	good := 0
-	var h [headerSize]byte
-	var payload []byte
+	defer r.close()
+	return seg, !s.scan(seg, r, fi.Size()), nil
+}
+
+// scan reads a segment through, counting its records and noting the
+// corrupt stretches, and seals it; it says false when r does not hold a
+// segment of this format.
+func (s *Store) scan(seg *segment, r *segReader, size int64) bool {
+	defer seg.sealed.Store(true)
+	if magic, ok := r.bytes(0, len(fileMagic), size); !ok || string(magic) != fileMagic {
+		// Empty: a crash between creating the file and writing its magic.
+		return size == 0
+	}
+	r.pos = int64(len(fileMagic))
 	for {
-		if _, err := io.ReadFull(r, h[:]); err != nil {
-			if !errors.Is(err, io.EOF) {
-				s.torn(seg, good, err)
-			}
-			return nil
+		at := r.pos
+		_, _, skipped, err := r.next(size)
+		if skipped > 0 {
+			seg.noteCorrupt(s, at, skipped)
 		}
-		n := binary.LittleEndian.Uint32(h[0:4])
-		if n > maxRecord {
-			s.torn(seg, good, fmt.Errorf("record length %d", n))
-			return nil
-		}
-		if cap(payload) < int(n) {
-			payload = make([]byte, n)
-		}
-		payload = payload[:n]
-		if _, err := io.ReadFull(r, payload); err != nil {
-			s.torn(seg, good, err)
-			return nil
-		}
-		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(h[4:8]) {
-			s.torn(seg, good, errors.New("checksum mismatch"))
-			return nil
-		}
-		a, err := decode(payload)
 		if err != nil {
-			s.torn(seg, good, err)
-			return nil
+			break
 		}
-		good++
-		if err := fn(a); err != nil {
-			return err
-		}
+		seg.records.Add(1)
 	}
+	seg.size.Store(size)
+	return true
 }
 
-func (s *Store) torn(seg *Segment, good int, err error) {
+// noteCorrupt counts and logs a skipped stretch once, however many
+// cursors come across it.
+func (seg *segment) noteCorrupt(s *Store, at, skipped int64) {
+	seg.corruptMu.Lock()
+	defer seg.corruptMu.Unlock()
+	if seg.corrupt == nil {
+		seg.corrupt = map[int64]int64{}
+	}
+	if _, seen := seg.corrupt[at]; seen {
+		return
+	}
+	seg.corrupt[at] = skipped
 	s.metrics.corrupt.Inc()
-	s.logger.Warn("durable queue: segment ends in a torn or corrupt record (a crash while writing?); the records before it are kept",
-		"segment", seg.path, "records", good, "err", err)
+	s.metrics.corruptBytes.Add(float64(skipped))
+	s.logger.Warn("durable queue: skipped a corrupt or torn record; reading goes on at the next valid one",
+		"segment", seg.path, "offset", at, "bytes", skipped)
 }
 
-// Append writes alerts to the active segment and returns it, already held
-// once: queue every written alert with it as the Ack, then call its Done.
-//
-// Each alert is encoded on its own: one that cannot be is not written, and
-// its error is in failed under its index, while the others are written.
-// err is for the write as a whole (ErrFull included): then nothing was
+func (seg *segment) lostRecords() bool {
+	seg.corruptMu.Lock()
+	defer seg.corruptMu.Unlock()
+	return len(seg.corrupt) > 0
+}
+
+// Append writes alerts to the spool, in order. It fails with ErrFull (when
+// full and refusing) or ErrWrite (the disk refused): then nothing was
 // written.
-func (s *Store) Append(alerts []*alertmanager.Alert) (seg *Segment, failed map[int]error, err error) {
-	buf := make([]byte, 0, 1024*len(alerts))
-	written := 0
-	for i, a := range alerts {
-		next, err := encode(buf, a)
-		if err != nil {
-			if failed == nil {
-				failed = map[int]error{}
-			}
-			failed[i] = err
-			continue
-		}
-		buf = next
-		written++
+func (s *Store) Append(wires []*alert.Wire) error {
+	if len(wires) == 0 {
+		return nil
 	}
-	if written == 0 {
-		return nil, failed, nil
+	n := 0
+	for _, w := range wires {
+		n += headerSize + len(w.JSON)
+	}
+	buf := make([]byte, 0, n)
+	for _, w := range wires {
+		buf = appendRecord(buf, w)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, failed, errors.New("the durable queue is closed")
+		return errors.New("the durable queue is closed")
 	}
-	if s.diskBytes.Load()+int64(len(buf)) > s.opts.MaxBytes {
-		// A done active segment still counts; let it go first.
-		if s.active.size > 0 && s.active.pending.Load() == 0 {
-			if err := s.rotateLocked(); err != nil {
-				s.logger.Error("durable queue: starting a new segment failed", "err", err)
+	if s.needRotate {
+		if err := s.rotateLocked(); err != nil {
+			return s.writeFailed(fmt.Errorf("starting a new segment: %w", err))
+		}
+		s.needRotate = false
+	}
+	if err := s.makeRoomLocked(int64(len(buf))); err != nil {
+		return err
+	}
+	seg := s.active
+	written, err := seg.file.Write(buf)
+	if err == nil && written < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		if written > 0 {
+			// Cut the torn record off, so the segment stays good and the
+			// next write goes on in it.
+			if terr := seg.file.Truncate(seg.size.Load()); terr != nil {
+				s.needRotate = true
+				seg.sealed.Store(true)
 			}
 		}
-		if s.diskBytes.Load()+int64(len(buf)) > s.opts.MaxBytes {
-			return nil, failed, ErrFull
-		}
+		return s.writeFailed(fmt.Errorf("writing %s: %w", seg.path, err))
 	}
-	if err := s.writeLocked(buf); err != nil {
-		// The segment now ends in a torn record, and replay stops
-		// there: seal it so what comes next is not lost behind it,
-		// and try once more in a new segment.
-		s.logger.Error("durable queue: write failed; sealing the segment and trying a new one", "segment", s.active.path, "err", err)
-		if rerr := s.rotateLocked(); rerr != nil {
-			return nil, failed, errors.Join(err, rerr)
-		}
-		if err := s.writeLocked(buf); err != nil {
-			if rerr := s.rotateLocked(); rerr != nil {
-				s.logger.Error("durable queue: starting a new segment failed", "err", rerr)
-			}
-			return nil, failed, err
-		}
-	}
-	seg = s.active
-	seg.Add(1)
-	s.metrics.records.Add(float64(written))
+	seg.records.Add(int64(len(wires)))
+	seg.size.Add(int64(len(buf)))
+	s.diskBytes.Add(int64(len(buf)))
+	s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
+	s.metrics.bytes.Add(float64(len(buf)))
+	s.metrics.records.Add(float64(len(wires)))
 	if s.opts.FsyncInterval <= 0 {
 		if err := s.syncLocked(); err != nil {
-			seg.Done()
-			return nil, failed, err
+			return s.writeFailed(err)
 		}
 	} else {
 		s.dirty = true
 	}
-	if seg.size >= s.opts.SegmentBytes {
+	if s.failing.CompareAndSwap(true, false) {
+		s.logger.Info("durable queue: writing works again")
+	}
+	if seg.size.Load() >= s.opts.SegmentBytes {
 		if err := s.rotateLocked(); err != nil {
-			s.logger.Error("durable queue: starting a new segment failed; writing on", "err", err)
+			s.needRotate = true
+			s.logger.Error("durable queue: starting a new segment failed; trying again at the next write", "err", err)
 		}
 	}
-	return seg, failed, nil
+	return nil
 }
 
-// writeLocked writes buf to the active segment; a short write is an error.
-func (s *Store) writeLocked(buf []byte) error {
-	seg := s.active
-	n, err := seg.file.Write(buf)
-	if n > 0 {
-		seg.size += int64(n)
-		s.diskBytes.Add(int64(n))
-		s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
-		s.metrics.bytes.Add(float64(n))
+// writeFailed counts and logs (at most every 10 s) a refused write.
+func (s *Store) writeFailed(err error) error {
+	s.metrics.errors.Inc()
+	s.failing.Store(true)
+	if ok, n := s.writeLog.Allow(time.Now()); ok {
+		s.logger.Error("durable queue: write failed; events are refused with 503 until writing works again", "err", err, "failures_since_last_line", n)
 	}
-	if err == nil && n < len(buf) {
-		err = io.ErrShortWrite
+	return fmt.Errorf("%w: %w", ErrWrite, err)
+}
+
+// Failing says whether the last write failed.
+func (s *Store) Failing() bool { return s.failing.Load() }
+
+// makeRoomLocked makes room for n more bytes: it first deletes what every
+// cursor is done with, then, when full, drops the oldest segments or
+// refuses.
+func (s *Store) makeRoomLocked(n int64) error {
+	if s.diskBytes.Load()+n <= s.opts.MaxBytes {
+		return nil
 	}
-	if err != nil {
-		s.metrics.errors.Inc()
-		return fmt.Errorf("writing %s: %w", seg.path, err)
+	s.trim()
+	for s.diskBytes.Load()+n > s.opts.MaxBytes {
+		if s.opts.WhenFull == Refuse || n > s.opts.MaxBytes {
+			s.metrics.refused.Inc()
+			if ok, sup := s.fullLog.Allow(time.Now()); ok {
+				s.logger.Error("durable queue full (storage.max_bytes); events are refused with 503", "max_bytes", s.opts.MaxBytes, "refusals_since_last_line", sup)
+			}
+			return ErrFull
+		}
+		s.segMu.RLock()
+		oldest := s.segs[0]
+		s.segMu.RUnlock()
+		if oldest == s.active {
+			if err := s.rotateLocked(); err != nil {
+				return s.writeFailed(err)
+			}
+		}
+		s.dropOldest(oldest)
 	}
 	return nil
+}
+
+// dropOldest deletes the oldest segment although some cursor still needs
+// it, moving those cursors on and counting what they lose.
+func (s *Store) dropOldest(seg *segment) {
+	lost := int64(0)
+	s.curMu.Lock()
+	for _, c := range s.cursors {
+		lost = max(lost, c.skipSegment(seg))
+	}
+	for name, p := range s.saved {
+		if p.Segment <= seg.id {
+			s.saved[name] = Position{Segment: seg.id + 1}
+		}
+	}
+	s.curMu.Unlock()
+	s.remove(seg, false)
+	s.metrics.dropped.Add(float64(lost))
+	if ok, sup := s.fullLog.Allow(time.Now()); ok {
+		s.logger.Error("durable queue full (storage.max_bytes); dropped its oldest segment", "segment", seg.path,
+			"alerts_not_delivered_everywhere", lost, "max_bytes", s.opts.MaxBytes, "drops_since_last_line", sup)
+	}
 }
 
 func (s *Store) syncLocked() error {
 	start := time.Now()
 	if err := s.active.file.Sync(); err != nil {
-		s.metrics.errors.Inc()
 		return fmt.Errorf("syncing %s: %w", s.active.path, err)
 	}
 	s.metrics.fsync.Observe(time.Since(start).Seconds())
@@ -466,48 +468,139 @@ func (s *Store) syncLocked() error {
 // rotateLocked seals the active segment, if any, and starts a new one.
 func (s *Store) rotateLocked() error {
 	id := s.nextID
-	f, err := s.opts.openFile(s.segmentPath(id))
+	path := s.segmentPath(id)
+	f, err := s.opts.openFile(path)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	if old := s.active; old != nil {
+	if _, err := f.Write([]byte(fileMagic)); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("storage: writing %s: %w", path, err)
+	}
+	s.nextID = id + 1
+	if old := s.active; old != nil && old.file != nil {
 		if s.dirty {
-			_ = s.syncLocked()
+			if err := s.syncLocked(); err != nil {
+				s.logger.Error("durable queue: sync failed", "err", err)
+			}
 		}
 		_ = old.file.Close()
 		old.file = nil
-		// Held while sealing, so Done cannot miss the moment.
-		old.Add(1)
 		old.sealed.Store(true)
-		defer old.Done()
 	}
-	s.nextID = id + 1
-	seg := &Segment{store: s, id: id, path: s.segmentPath(id), file: f}
+	seg := &segment{id: id, path: path, file: f}
+	seg.size.Store(int64(len(fileMagic)))
 	s.active = seg
-	s.liveMu.Lock()
-	s.live[id] = seg
-	s.metrics.segments.Set(float64(len(s.live)))
-	s.liveMu.Unlock()
+	s.diskBytes.Add(seg.size.Load())
+	s.segMu.Lock()
+	s.segs = append(s.segs, seg)
+	s.metrics.segments.Set(float64(len(s.segs)))
+	s.segMu.Unlock()
 	return syncDir(s.dir)
 }
 
-func (s *Store) remove(seg *Segment) {
-	if !seg.removed.CompareAndSwap(false, true) {
+// segmentFrom returns the first segment whose id is id or more.
+func (s *Store) segmentFrom(id uint64) *segment {
+	s.segMu.RLock()
+	defer s.segMu.RUnlock()
+	i, _ := slices.BinarySearchFunc(s.segs, id, func(seg *segment, id uint64) int {
+		switch {
+		case seg.id < id:
+			return -1
+		case seg.id > id:
+			return 1
+		}
+		return 0
+	})
+	if i == len(s.segs) {
+		return nil
+	}
+	return s.segs[i]
+}
+
+// Head is the position after the last record written.
+func (s *Store) Head() Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Position{Segment: s.active.id, Offset: s.active.size.Load()}
+}
+
+// Tail is the position of the oldest record kept.
+func (s *Store) Tail() Position {
+	s.segMu.RLock()
+	defer s.segMu.RUnlock()
+	return Position{Segment: s.segs[0].id}
+}
+
+// trim deletes the sealed segments every cursor is past. The caller
+// holds s.mu.
+func (s *Store) trim() {
+	low, ok := s.lowMark()
+	if !ok {
 		return
 	}
-	if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for {
+		s.segMu.RLock()
+		seg := s.segs[0]
+		s.segMu.RUnlock()
+		if !seg.sealed.Load() || seg == s.active {
+			return
+		}
+		if !(seg.id < low.Segment || seg.id == low.Segment && low.Offset >= seg.size.Load()) {
+			return
+		}
+		s.remove(seg, seg.lostRecords())
+	}
+}
+
+// lowMark is the lowest mark of every cursor and of the marks of a
+// previous run not claimed yet; ok is false when there is none, as
+// nothing has said what it is done with.
+func (s *Store) lowMark() (low Position, ok bool) {
+	s.curMu.Lock()
+	defer s.curMu.Unlock()
+	for _, c := range s.cursors {
+		m := c.Mark()
+		if !ok || m.Before(low) {
+			low, ok = m, true
+		}
+	}
+	for _, m := range s.saved {
+		if !ok || m.Before(low) {
+			low, ok = m, true
+		}
+	}
+	return low, ok
+}
+
+// remove deletes a sealed segment's file, or renames it when keep is set.
+func (s *Store) remove(seg *segment, keep bool) {
+	s.segMu.Lock()
+	i := slices.Index(s.segs, seg)
+	if i < 0 {
+		s.segMu.Unlock()
+		return
+	}
+	s.segs = slices.Delete(s.segs, i, i+1)
+	s.metrics.segments.Set(float64(len(s.segs)))
+	s.segMu.Unlock()
+	if keep {
+		if err := os.Rename(seg.path, seg.path+corruptSuffix); err != nil {
+			s.logger.Error("durable queue: renaming a segment with corrupt records failed", "segment", seg.path, "err", err)
+		} else {
+			s.logger.Warn("durable queue: a segment with corrupt records is done; kept for inspection", "file", seg.path+corruptSuffix)
+		}
+	} else if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.logger.Error("durable queue: removing a delivered segment failed", "segment", seg.path, "err", err)
 	}
-	s.liveMu.Lock()
-	delete(s.live, seg.id)
-	s.metrics.segments.Set(float64(len(s.live)))
-	s.liveMu.Unlock()
-	s.diskBytes.Add(-seg.size)
+	s.diskBytes.Add(-seg.size.Load())
 	s.metrics.diskBytes.Set(float64(s.diskBytes.Load()))
 }
 
-// loop syncs every FsyncInterval, and starts a new segment when every
-// record of the active one is done, so a restart replays little.
+// loop syncs and saves the marks every FsyncInterval, deletes what every
+// cursor is done with, and starts a new segment when every record of the
+// active one is done, so that its file can go too.
 func (s *Store) loop() {
 	defer close(s.done)
 	interval := s.opts.FsyncInterval
@@ -522,23 +615,33 @@ func (s *Store) loop() {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		if s.dirty {
-			if err := s.syncLocked(); err != nil {
-				s.logger.Error("durable queue: sync failed", "err", err)
-			}
-		}
-		if s.active.size > 0 && s.active.pending.Load() == 0 {
-			if err := s.rotateLocked(); err != nil {
-				s.logger.Error("durable queue: starting a new segment failed", "err", err)
-			}
-		}
-		s.mu.Unlock()
+		s.tick()
 	}
 }
 
-// Close syncs and closes the active segment. What is not done stays on
-// disk for the next Open.
+func (s *Store) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dirty {
+		if err := s.syncLocked(); err != nil {
+			s.metrics.errors.Inc()
+			s.logger.Error("durable queue: sync failed", "err", err)
+		}
+	}
+	s.saveMarks()
+	s.trim()
+	if low, ok := s.lowMark(); ok && s.active.size.Load() > int64(len(fileMagic)) &&
+		low == (Position{Segment: s.active.id, Offset: s.active.size.Load()}) {
+		if err := s.rotateLocked(); err != nil {
+			s.logger.Error("durable queue: starting a new segment failed", "err", err)
+			return
+		}
+		s.trim()
+	}
+}
+
+// Close saves the marks and syncs and closes the active segment. What is
+// not done stays on disk for the next Open.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -551,14 +654,13 @@ func (s *Store) Close() error {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.saveMarks()
 	err := s.active.file.Sync()
 	if cerr := s.active.file.Close(); err == nil {
 		err = cerr
 	}
 	s.active.file = nil
-	if s.active.size == 0 {
-		_ = os.Remove(s.active.path)
-	}
+	s.active.sealed.Store(true)
 	return err
 }
 
@@ -571,32 +673,116 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-type metrics struct {
-	records   prometheus.Counter
-	bytes     prometheus.Counter
-	replayed  prometheus.Counter
-	corrupt   prometheus.Counter
-	errors    prometheus.Counter
-	segments  prometheus.Gauge
-	diskBytes prometheus.Gauge
-	fsync     prometheus.Histogram
+// marks is the file of the cursors' marks.
+type marks struct {
+	Cursors map[string]Position `json:"cursors"`
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns, sub = "falco_am_bridge", "storage"
-	m := &metrics{
-		records:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_written_total", Help: "Alerts written to the durable queue."}),
-		bytes:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "written_bytes_total", Help: "Bytes written to the durable queue."}),
-		replayed:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_replayed_total", Help: "Alerts read back from the durable queue at start."}),
-		corrupt:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "torn_segments_total", Help: "Segments whose replay stopped at a torn or corrupt record."}),
-		errors:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total", Help: "Failed writes and syncs of the durable queue."}),
-		segments:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "segments", Help: "Segment files on disk."}),
-		diskBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "bytes", Help: "Bytes of every segment file together; storage.max_bytes caps it."}),
-		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "fsync_duration_seconds", Help: "Duration of syncs of the durable queue.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}),
+func (s *Store) loadMarks() error {
+	b, err := readFileLimited(filepath.Join(s.dir, marksFile), 16<<20)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	if reg != nil {
-		reg.MustRegister(m.records, m.bytes, m.replayed, m.corrupt, m.errors, m.segments, m.diskBytes, m.fsync)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
 	}
-	return m
+	var m marks
+	if err := json.Unmarshal(b, &m); err != nil {
+		// The marks are written whole and renamed into place, so this
+		// is not a crash; start from the oldest record, which delivers
+		// again rather than lose.
+		s.logger.Error("durable queue: the cursors file is unreadable; every Alertmanager starts at the oldest record", "file", marksFile, "err", err)
+		return nil
+	}
+	for name, p := range m.Cursors {
+		s.saved[name] = p
+	}
+	s.written = m.Cursors
+	return nil
+}
+
+// saveMarks writes the marks, when they changed, to a new file renamed
+// into place.
+func (s *Store) saveMarks() {
+	now := map[string]Position{}
+	s.curMu.Lock()
+	for name, c := range s.cursors {
+		now[name] = c.Mark()
+	}
+	for name, p := range s.saved {
+		now[name] = p
+	}
+	s.curMu.Unlock()
+	if mapsEqual(now, s.written) {
+		return
+	}
+	b, err := json.Marshal(marks{Cursors: now})
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(s.dir, marksFile), b)
+	}
+	if err != nil {
+		s.metrics.errors.Inc()
+		s.logger.Error("durable queue: saving the cursors failed; a restart delivers again what was delivered since the last save", "err", err)
+		return
+	}
+	s.written = now
+}
+
+func mapsEqual(a, b map[string]Position) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// readFileLimited reads a regular file of at most limit bytes.
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }
