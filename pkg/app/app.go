@@ -25,8 +25,8 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/config"
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/sensors"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/server"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
@@ -45,6 +45,7 @@ type App struct {
 	discover *alertmanager.Discovery
 	store    *storage.Store // nil without --storage.path
 	sensors  *sensors.Tracker
+	pipeline *pipeline.Pipeline
 	metrics  *metrics
 	ln       net.Listener
 	srv      *http.Server
@@ -126,13 +127,21 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		logger.Error("resolving Alertmanagers failed", "err", err)
 	}
 
+	a.pipeline = pipeline.New(pipeline.Options{
+		Mapping:  func() *mapping.Mapping { return a.state.Load().mapping },
+		Sink:     sink{a.manager},
+		Seen:     a.sensors.Seen,
+		Recorder: a.ui.recent,
+		Logger:   logger,
+		Registry: a.registry,
+	})
 	handler := server.New(server.Options{
 		MaxRequestBytes:     cfg.Web.MaxRequestBytes,
 		MaxEventsPerRequest: cfg.Web.MaxEventsPerRequest,
 		BearerToken:         func() string { return a.state.Load().token },
 	}, server.Deps{
 		Logger:   logger,
-		Pipeline: a,
+		Pipeline: a.pipeline,
 		Ready:    a.ready,
 		Reload:   a.Reload,
 		Gatherer: a.registry,
@@ -414,81 +423,7 @@ func restartOnly(was, now *config.Config) []string {
 
 func (a *App) ready() error { return a.manager.Ready() }
 
-// Accept maps events to alerts and queues them; it implements
-// server.Pipeline. In durable mode the alerts are written to the spool
-// before it returns; when the spool cannot take them (full and refusing,
-// or the disk failing) nothing is taken and the error says so. An event
-// whose alert Alertmanager would refuse (no labels) is refused on its own,
-// in Accepted.Invalid; the others go on.
-func (a *App) Accept(events []falco.Event, received time.Time) (server.Accepted, error) {
-	m := a.state.Load().mapping
-	acc := server.Accepted{}
-	wires := make([]*alert.Wire, 0, len(events))
-	for i := range events {
-		// Before mapping: an event the mapping drops still shows its sensor is alive.
-		a.sensors.Seen(events[i].Hostname, received)
-		res := m.Map(&events[i], received)
-		a.ui.recent.Mapped(&events[i], received, res)
-		if len(res.Errors) > 0 {
-			acc.Errors += len(res.Errors)
-			a.metrics.mappingErrors.Add(float64(len(res.Errors)))
-			if ok, n := a.metrics.mappingErrLog.Allow(received); ok {
-				a.logger.Warn("mapping template failed; the alert is sent without that value", "rule", events[i].Rule, "err", res.Errors[0], "suppressed_since_last", n)
-			}
-		}
-		if res.Alert == nil {
-			acc.Dropped++
-			a.metrics.dropped.WithLabelValues(res.Dropped).Inc()
-			a.logger.Debug("event dropped by the mapping", "rule", events[i].Rule, "priority", events[i].Priority, "reason", res.Dropped)
-			continue
-		}
-		if err := res.Alert.Check(); err != nil {
-			acc.Invalid = append(acc.Invalid, unsendable(i, err))
-			continue
-		}
-		wires = append(wires, alert.Encode(res.Alert))
-	}
-	acc.Events = len(events) - len(acc.Invalid)
-	if len(acc.Invalid) > 0 {
-		if ok, sup := a.metrics.unsendableLog.Allow(received); ok {
-			a.logger.Warn("events refused: their alerts cannot be sent", "events", len(acc.Invalid), "first", acc.Invalid[0].Error(), "suppressed_since_last", sup)
-		}
-	}
-	n, err := a.manager.SendAll(wires, nil)
-	if err != nil {
-		reason := "shutdown"
-		switch {
-		case errors.Is(err, storage.ErrFull):
-			reason = "storage_full"
-		case errors.Is(err, storage.ErrWrite):
-			reason = "storage_error"
-		}
-		a.metrics.refused.WithLabelValues(reason).Add(float64(acc.Events))
-		return acc, &server.Unavailable{Reason: err, RetryAfter: 5 * time.Second}
-	}
-	a.metrics.accepted.Add(float64(acc.Events))
-	if n == 0 && len(wires) > 0 {
-		if ok, sup := a.metrics.noTargetLog.Allow(received); ok {
-			a.logger.Warn("no Alertmanager known yet; alerts are held until one is", "alerts", len(wires), "suppressed_since_last", sup)
-		}
-	}
-	acc.Queues = n
-	acc.Alerts = len(wires)
-	return acc, nil
-}
+// sink gives the pipeline's alerts to every Alertmanager's queue.
+type sink struct{ m *alertmanager.Manager }
 
-// unsendable describes, as an invalid event, why the alert of event i
-// failed alert.Alert.Check.
-func unsendable(i int, err error) *falco.Error {
-	var ce *alert.CheckError
-	if !errors.As(err, &ce) {
-		return &falco.Error{Index: i, Expected: "an event whose alert can be sent", Got: err.Error()}
-	}
-	switch ce.Field {
-	case "startsAt", "endsAt":
-		// startsAt is the event's time; endsAt comes from it too.
-		return &falco.Error{Index: i, Field: "time", Expected: ce.Expected(), Got: ce.Got}
-	default:
-		return &falco.Error{Index: i, Expected: "an event the mapping turns into an alert with " + ce.Expected(), Got: ce.Got}
-	}
-}
+func (s sink) SendAll(wires []*alert.Wire) (int, error) { return s.m.SendAll(wires, nil) }

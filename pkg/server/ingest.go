@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
 
@@ -51,7 +51,7 @@ type IngestAnswer struct {
 
 const jsonOutputHint = "the body is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true)"
 
-func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLog *ratelog.Sampler) echo.HandlerFunc {
+func ingest(opts Options, p Pipeline, logger *slog.Logger, invalidLog *ratelog.Sampler) echo.HandlerFunc {
 	// Decoding and mapping are pure CPU: running more of them at once
 	// than there are cores only makes the goroutines that deliver alerts
 	// wait longer for one, so that a flat-out burst outruns delivery.
@@ -74,54 +74,32 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 		}
 
 		cpu <- struct{}{}
-		defer func() { <-cpu }()
-		dec := falco.DecodeBody(body, falco.Limits{MaxEvents: opts.MaxEventsPerRequest})
-		if dec.TooMany {
+		res := p.Run(body, received, falco.Limits{MaxEvents: opts.MaxEventsPerRequest})
+		<-cpu
+		if res.TooMany {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("more than %d events in one request (web.max_events_per_request)", opts.MaxEventsPerRequest))
 		}
-		m.received.Add(float64(dec.Count))
-		events := dec.Events
-
-		ans := IngestAnswer{Status: "accepted", Rejected: dec.Rejected}
-		if len(events) > 0 {
-			acc, err := p.Accept(events, received)
-			if err != nil {
-				// Nothing was taken: say so, so a sender that cares
-				// can retry.
-				retry := 5 * time.Second
-				if u, ok := errors.AsType[*Unavailable](err); ok {
-					retry = u.RetryAfter
-				} else {
-					logger.Error("events could not be queued", "events", len(events), "err", err)
-				}
-				c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.Seconds()))))
-				return echo.NewHTTPError(http.StatusServiceUnavailable, "events could not be queued, nothing was taken; retry later: "+err.Error())
-			}
-			ans.Accepted = acc
+		if res.Err != nil {
+			// Nothing was taken: say so, so a sender that cares can
+			// retry.
+			c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(res.Err.RetryAfter.Seconds()))))
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "events could not be queued, nothing was taken; retry later: "+res.Err.Error())
 		}
-		errs := dec.Errors
-		rejected := dec.Rejected
-		if len(ans.Invalid) > 0 {
-			errs = mergeInvalid(events, errs, ans.Invalid)
-			rejected += len(ans.Invalid)
-			ans.Rejected = rejected
-		}
-		if dec.Unread != nil {
-			errs = append(errs, dec.Unread)
-			ans.Unread = &dec.Unread.Index
-		}
-		noteRejected(c, body, errs, received)
-		if len(errs) == 0 {
+		ans := answer(res)
+		errs := res.Errors() // the unread rest of the body included
+		if len(errs) == 0 && res.Rejected == 0 {
 			return c.JSON(http.StatusAccepted, ans)
 		}
-
-		m.invalid.Add(float64(rejected))
 		if ok, suppressed := invalidLog.Allow(received); ok {
-			logger.Warn("invalid Falco events rejected", "remote", c.RealIP(), "invalid", rejected, "valid", len(events), "first", errs[0].Error(), "suppressed_since_last", suppressed)
+			first := "(beyond the errors kept)"
+			if len(errs) > 0 {
+				first = errs[0].Error()
+			}
+			logger.Warn("invalid Falco events rejected", "remote", c.RealIP(), "invalid", res.Rejected, "valid", res.Received-res.Rejected, "first", first, "suppressed_since_last", suppressed)
 		}
 		ans.Status = "error"
-		ans.ErrorsTruncated = len(errs) > maxErrorsShown || rejected > len(errs)
+		ans.ErrorsTruncated = len(errs) > maxErrorsShown || res.Rejected > len(errs)
 		for _, e := range errs[:min(len(errs), maxErrorsShown)] {
 			ans.Errors = append(ans.Errors, EventError{
 				Index: e.Index, Line: e.Line, Field: e.Field, Expected: e.Expected, Got: e.Got, Message: e.Error(),
@@ -131,17 +109,23 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, m *metrics, invalidLo
 	}
 }
 
-// mergeInvalid adds to the decoding errors the events the pipeline refused,
-// whose Index is their position among the decoded events, giving them
-// their index and line in the body.
-func mergeInvalid(events []falco.Event, errs, invalid []*falco.Error) []*falco.Error {
-	for _, e := range invalid {
-		ev := &events[e.Index]
-		e.Index, e.Line = ev.Index, ev.Line
+// answer counts what became of a body's events.
+func answer(res *pipeline.Body) IngestAnswer {
+	ans := IngestAnswer{Status: "accepted", Rejected: res.Rejected}
+	ans.Events = res.Received - res.Rejected
+	ans.Alerts = res.Alerts
+	ans.Queues = res.Queues
+	for i := range res.Outcomes {
+		o := &res.Outcomes[i]
+		ans.MappingErrors += len(o.MapErrors)
+		if o.Fate == pipeline.Dropped {
+			ans.Dropped++
+		}
 	}
-	out := append(slices.Clone(errs), invalid...)
-	slices.SortStableFunc(out, func(a, b *falco.Error) int { return a.Index - b.Index })
-	return out
+	if res.Unread != nil {
+		ans.Unread = &res.Unread.Index
+	}
+	return ans
 }
 
 func isJSONType(ct string) bool {

@@ -15,35 +15,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
 
-// Pipeline takes decoded events: maps them and queues the alerts. It must
-// not wait on Alertmanager.
+// Pipeline runs a body of events: it decodes them, maps them and queues
+// the alerts (see pipeline.Pipeline.Run). It must not wait on
+// Alertmanager.
 type Pipeline interface {
-	Accept(events []falco.Event, received time.Time) (Accepted, error)
+	Run(body []byte, received time.Time, lim falco.Limits) *pipeline.Body
 }
-
-// Unavailable is the error of a Pipeline that could not take the events
-// for now (a full durable queue): the answer is 503 with Retry-After.
-type Unavailable struct {
-	Reason     error
-	RetryAfter time.Duration
-}
-
-func (u *Unavailable) Error() string { return u.Reason.Error() }
-func (u *Unavailable) Unwrap() error { return u.Reason }
 
 // Accepted says what became of a request's valid events.
 type Accepted struct {
-	Events  int `json:"accepted"`       // valid events taken
-	Alerts  int `json:"alerts"`         // alerts queued
-	Dropped int `json:"dropped"`        // events dropped by the mapping's filters
-	Errors  int `json:"mapping_errors"` // template errors; alerts were still made
-	Queues  int `json:"alertmanagers"`  // Alertmanager queues each alert went to; 0 while none is known (held)
-	// Invalid are the events refused because their alert could not be
-	// sent or stored; Index is the position in the events given.
-	Invalid []*falco.Error `json:"-"`
+	Events        int `json:"accepted"`       // valid events taken
+	Alerts        int `json:"alerts"`         // alerts queued
+	Dropped       int `json:"dropped"`        // events dropped by the mapping's filters
+	MappingErrors int `json:"mapping_errors"` // template errors; alerts were still made
+	Queues        int `json:"alertmanagers"`  // Alertmanager queues each alert went to; 0 while none is known (held)
 }
 
 // Options configure the server.
@@ -71,8 +60,6 @@ type Deps struct {
 
 type metrics struct {
 	requests *prometheus.CounterVec
-	received prometheus.Counter
-	invalid  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,17 +68,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "falco_am_bridge", Name: "http_requests_total",
 			Help: "HTTP requests by handler and status code.",
 		}, []string{"handler", "code"}),
-		received: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "falco_am_bridge", Name: "events_received_total",
-			Help: "Falco events received, valid or not.",
-		}),
-		invalid: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "falco_am_bridge", Name: "events_invalid_total",
-			Help: "Falco events rejected as invalid (answered with 400).",
-		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.received, m.invalid)
+		reg.MustRegister(m.requests)
 	}
 	return m
 }
@@ -108,7 +87,7 @@ func New(opts Options, deps Deps) http.Handler {
 
 	auth := bearerAuth(opts.BearerToken)
 	sampler := ratelog.New(10 * time.Second)
-	e.POST("/", ingest(opts, deps.Pipeline, deps.Logger, m, sampler), auth)
+	e.POST("/", ingest(opts, deps.Pipeline, deps.Logger, sampler), auth)
 	healthy := func(c echo.Context) error { return c.String(http.StatusOK, "falco-am-bridge is Healthy.\n") }
 	e.GET("/-/healthy", healthy)
 	e.HEAD("/-/healthy", healthy)

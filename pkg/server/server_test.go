@@ -14,19 +14,37 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 )
 
-type pipeline struct {
+// fakePipeline evaluates bodies with the built-in mapping and keeps the
+// valid events, or refuses every body with err.
+type fakePipeline struct {
 	got []falco.Event
 	err error
 }
 
-func (p *pipeline) Accept(evs []falco.Event, _ time.Time) (Accepted, error) {
-	if p.err != nil {
-		return Accepted{}, p.err
+func (p *fakePipeline) Run(body []byte, received time.Time, lim falco.Limits) *pipeline.Body {
+	m, err := mapping.Default()
+	if err != nil {
+		panic(err)
 	}
-	p.got = append(p.got, evs...)
-	return Accepted{Events: len(evs), Alerts: len(evs), Queues: 1}, nil
+	b := pipeline.Evaluate(m, body, received, lim)
+	if b.TooMany {
+		return b
+	}
+	if p.err != nil {
+		b.Err = &pipeline.Unavailable{Reason: pipeline.ReasonStorageError, Err: p.err, RetryAfter: time.Second}
+		return b
+	}
+	for _, o := range b.Outcomes {
+		if o.Event != nil {
+			p.got = append(p.got, *o.Event)
+		}
+	}
+	b.Queues = 1
+	return b
 }
 
 func newHandler(p Pipeline, ready func() error, reload func() error) http.Handler {
@@ -48,7 +66,7 @@ func do(h http.Handler, method, path, body string) *httptest.ResponseRecorder {
 const event = `{"rule":"R","priority":"Debug","time":"2026-01-02T00:00:00Z"}`
 
 func TestErrorsAreJSON(t *testing.T) {
-	h := newHandler(&pipeline{}, nil, nil)
+	h := newHandler(&fakePipeline{}, nil, nil)
 	for _, tc := range []struct {
 		method, path string
 		code         int
@@ -69,7 +87,7 @@ func TestErrorsAreJSON(t *testing.T) {
 }
 
 func TestPipelineFailureIs503(t *testing.T) {
-	h := newHandler(&pipeline{err: errors.New("disk full")}, nil, nil)
+	h := newHandler(&fakePipeline{err: errors.New("disk full")}, nil, nil)
 	rec := do(h, http.MethodPost, "/", event)
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "disk full") {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -78,7 +96,7 @@ func TestPipelineFailureIs503(t *testing.T) {
 
 func TestReadinessSaysWhy(t *testing.T) {
 	ready := errors.New("the queue of http://am:9093 is full")
-	h := newHandler(&pipeline{}, func() error { return ready }, nil)
+	h := newHandler(&fakePipeline{}, func() error { return ready }, nil)
 	rec := do(h, http.MethodGet, "/-/ready", "")
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "is full") {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -92,7 +110,7 @@ func TestReadinessSaysWhy(t *testing.T) {
 func TestReload(t *testing.T) {
 	var fail error
 	calls := 0
-	h := newHandler(&pipeline{}, nil, func() error { calls++; return fail })
+	h := newHandler(&fakePipeline{}, nil, func() error { calls++; return fail })
 	if rec := do(h, http.MethodPost, "/-/reload", ""); rec.Code != http.StatusOK || calls != 1 {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
@@ -108,7 +126,7 @@ func TestReload(t *testing.T) {
 
 func TestErrorListIsCapped(t *testing.T) {
 	h := New(Options{MaxRequestBytes: 1 << 20, MaxEventsPerRequest: 1000}, Deps{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Pipeline: &pipeline{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Pipeline: &fakePipeline{},
 	})
 	body := strings.Repeat(`{"rule":"R"}`+"\n", 150)
 	rec := do(h, http.MethodPost, "/", body)
@@ -141,7 +159,7 @@ func TestAnswerAccountsForEveryEvent(t *testing.T) {
 		{"pretty single event", "{\n\"rule\": \"R\",\n\"priority\": \"Debug\",\n\"time\": \"2026-01-02T00:00:00Z\",\n\"container\":\n{\"name\": \"c\"}\n}", http.StatusAccepted, 1, 0, -1, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &pipeline{}
+			p := &fakePipeline{}
 			rec := do(newHandler(p, nil, nil), http.MethodPost, "/", tc.body)
 			var ans IngestAnswer
 			if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {

@@ -17,7 +17,7 @@ import (
 func TestRequestsCountedByNumericCode(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := New(Options{MaxRequestBytes: 1 << 20, MaxEventsPerRequest: 10}, Deps{
-		Logger: slog.New(slog.DiscardHandler), Pipeline: &pipeline{}, Gatherer: reg, Registry: reg,
+		Logger: slog.New(slog.DiscardHandler), Pipeline: &fakePipeline{}, Gatherer: reg, Registry: reg,
 	})
 	do(h, http.MethodGet, "/-/healthy", "")
 	do(h, http.MethodDelete, "/", "")
@@ -38,7 +38,7 @@ func TestBearerAuth(t *testing.T) {
 	reloads := 0
 	reg := prometheus.NewRegistry()
 	h := New(Options{MaxRequestBytes: 1 << 20, MaxEventsPerRequest: 10, BearerToken: func() string { return "s3cret" }}, Deps{
-		Logger: slog.New(slog.DiscardHandler), Pipeline: &pipeline{}, Registry: reg,
+		Logger: slog.New(slog.DiscardHandler), Pipeline: &fakePipeline{}, Registry: reg,
 		Reload: func() error { reloads++; return nil },
 	})
 	for _, tc := range []struct {
@@ -77,7 +77,7 @@ func TestForwardedForIsNotTheAddress(t *testing.T) {
 	var logs bytes.Buffer
 	reg := prometheus.NewRegistry()
 	h := New(Options{MaxRequestBytes: 1 << 20, MaxEventsPerRequest: 10}, Deps{
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Pipeline: &pipeline{}, Registry: reg,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Pipeline: &fakePipeline{}, Registry: reg,
 	})
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"rule":"R"}`))
 	req.Header.Set("Content-Type", "application/json")

@@ -18,7 +18,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/status"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
@@ -73,11 +72,8 @@ type sample struct {
 	Event json.RawMessage `json:"event"`
 }
 
-// uiKey is where the ingest handler finds the UI in the request context.
-const uiKey = "falco-am-bridge.ui"
-
 // registerUI adds the status page, the playground and their APIs to e,
-// behind auth, and makes the ingest handler record invalid events.
+// behind auth.
 func registerUI(e *echo.Echo, ui *UI, token func() string) {
 	if ui == nil {
 		return
@@ -91,12 +87,6 @@ func registerUI(e *echo.Echo, ui *UI, token func() string) {
 	}).ParseFS(uiFiles, "ui/*.html"))
 	h.samples = loadSamples()
 
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			c.Set(uiKey, ui)
-			return next(c)
-		}
-	})
 	// Middleware per route, not an echo Group: a group's catch-all
 	// would answer 404 where a wrong method on POST / must get 405.
 	mw := []echo.MiddlewareFunc{uiAuth(token), securityHeaders}
@@ -107,17 +97,6 @@ func registerUI(e *echo.Echo, ui *UI, token func() string) {
 	e.GET("/api/v1/status", h.statusJSON, mw...)
 	e.GET("/api/v1/samples", func(c echo.Context) error { return c.JSON(http.StatusOK, h.samples) }, mw...)
 	e.POST("/api/v1/translate", h.translateJSON, mw...)
-}
-
-// noteRejected records the invalid events of a request for the status
-// page, when it is on.
-func noteRejected(c echo.Context, body []byte, errs []*falco.Error, received time.Time) {
-	if len(errs) == 0 {
-		return
-	}
-	if ui, ok := c.Get(uiKey).(*UI); ok {
-		ui.Recent.Rejected(body, errs, received)
-	}
 }
 
 func loadSamples() []sample {

@@ -13,25 +13,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/status"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
 )
 
-// mappingPipeline maps events with the default mapping and records them,
-// as the app does.
-type mappingPipeline struct {
-	m      *mapping.Mapping
-	recent *status.Recent
-}
+// oneQueue takes every alert into one queue, at once.
+type oneQueue struct{}
 
-func (p *mappingPipeline) Accept(evs []falco.Event, received time.Time) (Accepted, error) {
-	for i := range evs {
-		p.recent.Mapped(&evs[i], received, p.m.Map(&evs[i], received))
-	}
-	return Accepted{Events: len(evs)}, nil
-}
+func (oneQueue) SendAll([]*alert.Wire) (int, error) { return 1, nil }
 
 func newUIHandler(t *testing.T, token string) (http.Handler, *status.Recent) {
 	t.Helper()
@@ -51,7 +43,10 @@ func newUIHandler(t *testing.T, token string) (http.Handler, *status.Recent) {
 		},
 	}
 	h := New(Options{MaxRequestBytes: 1 << 20, MaxEventsPerRequest: 10, BearerToken: func() string { return token }}, Deps{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Pipeline: &mappingPipeline{m: m, recent: recent},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Pipeline: pipeline.New(pipeline.Options{
+			Mapping: func() *mapping.Mapping { return m }, Sink: oneQueue{}, Recorder: recent,
+			Logger: slog.New(slog.DiscardHandler), Registry: reg,
+		}),
 		Gatherer: reg, Registry: reg, UI: ui,
 	})
 	return h, recent
@@ -146,7 +141,7 @@ func TestUIAuth(t *testing.T) {
 }
 
 func TestUIOff(t *testing.T) {
-	h := newHandler(&pipeline{}, nil, nil) // Deps.UI nil
+	h := newHandler(&fakePipeline{}, nil, nil) // Deps.UI nil
 	for _, path := range []string{"/", "/playground", "/api/v1/status", "/static/status.js"} {
 		if rec := do(h, http.MethodGet, path, ""); rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
 			t.Errorf("GET %s with the UI off: %d", path, rec.Code)

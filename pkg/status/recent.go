@@ -14,6 +14,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 )
 
 // Defaults for Recent.
@@ -35,6 +36,12 @@ const (
 	OutcomeAlert    = "alert"    // made an alert, queued for every Alertmanager
 	OutcomeDropped  = "dropped"  // a filter of the mapping dropped it
 	OutcomeRejected = "rejected" // invalid: answered with 400
+	// OutcomeRefused: valid, but its alert cannot be sent (a time
+	// outside the years 0 to 9999): answered with 400.
+	OutcomeRefused = "refused"
+	// OutcomeUnavailable: made an alert, but the body was not taken
+	// (the durable queue full or failing, shutdown): answered with 503.
+	OutcomeUnavailable = "unavailable"
 )
 
 // Entry is one event received and what became of it.
@@ -96,53 +103,59 @@ func NewRecent(maxEvents, maxBytes int) *Recent {
 	return &Recent{entries: make([]Entry, maxEvents), maxBytes: maxBytes, nextID: 1}
 }
 
-// Mapped records a valid event and the result of mapping it.
-func (r *Recent) Mapped(ev *falco.Event, received time.Time, res mapping.Result) {
+// Record records what became of each event of a body: it implements
+// pipeline.Recorder. A valid event is kept as decoded; an invalid one as
+// the text it came in (the whole body when it held one event, else the
+// line the event starts on), at most maxRejectedPerBody of them a body.
+func (r *Recent) Record(body []byte, b *pipeline.Body, received time.Time) {
 	if r == nil {
 		return
 	}
-	e := Entry{
-		Received: received, Rule: ev.Rule, Priority: ev.Priority.String(),
-		Source: ev.Source, Hostname: ev.Hostname,
-	}
-	e.raw, e.EventTruncated = capRaw(eventJSON(ev))
-	switch {
-	case res.Alert != nil:
-		e.Outcome = OutcomeAlert
-		e.alert = res.Alert
-		for k, v := range res.Alert.Labels {
-			e.size += len(k) + len(v)
+	oneLine := bytes.Count(bytes.TrimSpace(body), []byte("\n")) == 0
+	bad := 0
+	for i := range b.Outcomes {
+		o := &b.Outcomes[i]
+		e := Entry{Received: received}
+		if ev := o.Event; ev != nil {
+			e.Rule, e.Priority, e.Source, e.Hostname = ev.Rule, ev.Priority.String(), ev.Source, ev.Hostname
+			e.raw, e.EventTruncated = capRaw(eventJSON(ev))
+		} else {
+			if bad++; bad > maxRejectedPerBody {
+				continue
+			}
+			text := body
+			if !oneLine {
+				text = lineOf(body, o.Line)
+			}
+			e.raw, e.EventTruncated = capRaw(bytes.Clone(bytes.TrimSpace(text)))
 		}
-		for k, v := range res.Alert.Annotations {
-			e.size += len(k) + len(v)
+		switch o.Fate {
+		case pipeline.Alerted:
+			e.Outcome = OutcomeAlert
+			if b.Err != nil {
+				e.Outcome = OutcomeUnavailable
+				e.Errors = append(e.Errors, "not taken, answered 503: "+b.Err.Error())
+			}
+			e.alert = o.Alert
+			for k, v := range o.Alert.Labels {
+				e.size += len(k) + len(v)
+			}
+			for k, v := range o.Alert.Annotations {
+				e.size += len(k) + len(v)
+			}
+		case pipeline.Dropped:
+			e.Outcome, e.DropReason = OutcomeDropped, o.DropReason
+		case pipeline.Invalid:
+			e.Outcome = OutcomeRejected
+		case pipeline.Refused:
+			e.Outcome = OutcomeRefused
 		}
-	default:
-		e.Outcome = OutcomeDropped
-		e.DropReason = res.Dropped
-	}
-	for _, err := range res.Errors {
-		e.Errors = append(e.Errors, err.Error())
-	}
-	r.add(e)
-}
-
-// Rejected records the invalid events of a body: the error, and the text
-// they came in (the whole body when it held one event, else the line the
-// event starts on).
-func (r *Recent) Rejected(body []byte, errs []*falco.Error, received time.Time) {
-	if r == nil {
-		return
-	}
-	for i, fe := range errs {
-		if i == maxRejectedPerBody {
-			break
+		if o.Err != nil {
+			e.Errors = append(e.Errors, o.Err.Error())
 		}
-		e := Entry{Received: received, Outcome: OutcomeRejected, Errors: []string{fe.Error()}}
-		text := body
-		if bytes.Count(bytes.TrimSpace(body), []byte("\n")) > 0 {
-			text = lineOf(body, fe.Line)
+		for _, err := range o.MapErrors {
+			e.Errors = append(e.Errors, err.Error())
 		}
-		e.raw, e.EventTruncated = capRaw(bytes.Clone(bytes.TrimSpace(text)))
 		r.add(e)
 	}
 }

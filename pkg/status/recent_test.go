@@ -12,6 +12,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 )
 
 func decode(t *testing.T, body string) falco.Event {
@@ -32,7 +33,7 @@ func TestRecentKeepsTheLastNewestFirst(t *testing.T) {
 	now := time.Unix(1767312000, 0)
 	for i := range 5 {
 		ev := decode(t, event(fmt.Sprintf("rule %d", i), "sh"))
-		r.Mapped(&ev, now, mapping.Result{Alert: &alert.Alert{Labels: model.LabelSet{"alertname": "A"}}})
+		mapped(r, &ev, now, mapping.Result{Alert: &alert.Alert{Labels: model.LabelSet{"alertname": "A"}}})
 	}
 	got := r.List()
 	if len(got) != 3 || got[0].Rule != "rule 4" || got[2].Rule != "rule 2" || got[0].ID != 5 {
@@ -49,7 +50,7 @@ func TestRecentIsBoundedByBytes(t *testing.T) {
 	big := strings.Repeat("x", 10<<10)
 	for i := range 20 {
 		ev := decode(t, event(fmt.Sprintf("rule %d", i), big))
-		r.Mapped(&ev, now, mapping.Result{Dropped: mapping.DropPriority})
+		mapped(r, &ev, now, mapping.Result{Dropped: mapping.DropPriority})
 	}
 	got := r.List()
 	if r.Bytes() > 64<<10 || len(got) >= 20 || len(got) < 4 {
@@ -63,7 +64,7 @@ func TestRecentIsBoundedByBytes(t *testing.T) {
 func TestRecentCapsOneEvent(t *testing.T) {
 	r := NewRecent(10, 0)
 	ev := decode(t, event("big", strings.Repeat("é", MaxRawBytes)))
-	r.Mapped(&ev, time.Now(), mapping.Result{Dropped: mapping.DropOverride, Errors: []error{errors.New("labels.x: boom")}})
+	mapped(r, &ev, time.Now(), mapping.Result{Dropped: mapping.DropOverride, Errors: []error{errors.New("labels.x: boom")}})
 	e := r.List()[0]
 	if !e.EventTruncated || len(e.Event) > MaxRawBytes || !strings.HasSuffix(e.Event, "…[truncated]") {
 		t.Fatalf("raw of %d bytes, truncated %v", len(e.Event), e.EventTruncated)
@@ -76,7 +77,7 @@ func TestRecentCapsOneEvent(t *testing.T) {
 func TestRecentEventIsFalcoJSON(t *testing.T) {
 	r := NewRecent(10, 0)
 	ev := decode(t, event("R", "<script>x</script>"))
-	r.Mapped(&ev, time.Now(), mapping.Result{Dropped: mapping.DropOverride})
+	mapped(r, &ev, time.Now(), mapping.Result{Dropped: mapping.DropOverride})
 	raw := r.List()[0].Event
 	// Decodes back to the same event, big integers and markup intact.
 	back := decode(t, raw)
@@ -89,7 +90,7 @@ func TestRecentRejected(t *testing.T) {
 	r := NewRecent(100, 0)
 	body := []byte(event("ok", "sh") + "\n" + `{"rule":"bad"}` + "\n")
 	_, errs := falco.Decode(body)
-	r.Rejected(body, errs, time.Now())
+	rejected(r, body, errs, time.Now())
 	got := r.List()
 	if len(got) != 1 || got[0].Outcome != OutcomeRejected || got[0].Event != `{"rule":"bad"}` || !strings.Contains(got[0].Errors[0], "line 2") {
 		t.Fatalf("got %+v", got)
@@ -99,7 +100,7 @@ func TestRecentRejected(t *testing.T) {
 	for i := range 50 {
 		many = append(many, &falco.Error{Index: i, Line: 1, Expected: "x"})
 	}
-	r.Rejected([]byte("{}"), many, time.Now())
+	rejected(r, []byte("{}"), many, time.Now())
 	if n := len(r.List()); n != 1+maxRejectedPerBody {
 		t.Fatalf("%d entries", n)
 	}
@@ -108,9 +109,28 @@ func TestRecentRejected(t *testing.T) {
 func TestNilRecentRecordsNothing(t *testing.T) {
 	var r *Recent
 	ev := decode(t, event("R", "sh"))
-	r.Mapped(&ev, time.Now(), mapping.Result{})
-	r.Rejected(nil, []*falco.Error{{}}, time.Now())
+	mapped(r, &ev, time.Now(), mapping.Result{})
+	rejected(r, nil, []*falco.Error{{}}, time.Now())
 	if r.List() != nil || r.Bytes() != 0 {
 		t.Fatal("nil ring holds something")
 	}
+}
+
+// mapped records one valid event and what mapping it gave, as the
+// pipeline does.
+func mapped(r *Recent, ev *falco.Event, received time.Time, res mapping.Result) {
+	o := pipeline.Outcome{Fate: pipeline.Alerted, Index: ev.Index, Line: ev.Line, Event: ev, Alert: res.Alert, DropReason: res.Dropped, MapErrors: res.Errors}
+	if res.Alert == nil {
+		o.Fate = pipeline.Dropped
+	}
+	r.Record(nil, &pipeline.Body{Outcomes: []pipeline.Outcome{o}}, received)
+}
+
+// rejected records the invalid events of body, as the pipeline does.
+func rejected(r *Recent, body []byte, errs []*falco.Error, received time.Time) {
+	b := &pipeline.Body{}
+	for _, e := range errs {
+		b.Outcomes = append(b.Outcomes, pipeline.Outcome{Fate: pipeline.Invalid, Index: e.Index, Line: e.Line, Err: e})
+	}
+	r.Record(body, b, received)
 }

@@ -1,6 +1,7 @@
 // Package translate runs Falco events through a mapping without sending
 // anything: what the translate command prints and POST /api/v1/translate
-// answers. Both call Body, so the two cannot disagree.
+// answers. Both call Body, which reads what the server's pipeline does
+// (pipeline.Evaluate), so none of the three can disagree.
 package translate
 
 import (
@@ -11,6 +12,7 @@ import (
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 )
 
 // Kinds of Note.
@@ -18,6 +20,7 @@ const (
 	KindInvalid = "invalid" // the event is not a valid Falco event
 	KindMapping = "mapping" // a template failed on the event; the alert was still made
 	KindDropped = "dropped" // a filter of the mapping dropped the event
+	KindRefused = "refused" // valid, but its alert cannot be sent (the server answers 400)
 )
 
 // Note is something to say about one event: why it is invalid, a template
@@ -43,36 +46,43 @@ type Result struct {
 }
 
 // Body decodes a body of Falco events (one object, an array, or
-// newline-delimited) and maps each valid event as the server would on
-// receiving it at received.
+// newline-delimited) and maps and checks each valid event as the server
+// does on receiving it at received: both read pipeline.Evaluate.
 func Body(m *mapping.Mapping, body []byte, received time.Time, lim falco.Limits) Result {
 	res := Result{Alerts: models.PostableAlerts{}, AlertEvents: []int{}, Valid: true}
-	dec := falco.DecodeBody(body, lim)
-	errs := dec.Errors
-	if dec.Unread != nil {
-		errs = append(errs, dec.Unread)
-	}
-	if dec.TooMany {
-		errs = append(errs, &falco.Error{Index: dec.Count, Expected: fmt.Sprintf("at most %d events", lim.MaxEvents)})
-	}
-	for _, e := range errs {
-		res.Valid = false
-		res.Notes = append(res.Notes, Note{Kind: KindInvalid, Index: e.Index, Line: e.Line, Message: e.Error()})
-	}
-	for i := range dec.Events {
-		ev := &dec.Events[i]
-		mr := m.Map(ev, received)
-		for _, err := range mr.Errors {
-			res.Notes = append(res.Notes, Note{Kind: KindMapping, Index: ev.Index, Line: ev.Line,
-				Message: fmt.Sprintf("event %d (line %d): mapping: %v", ev.Index, ev.Line, err)})
-		}
-		if mr.Alert == nil {
-			res.Notes = append(res.Notes, Note{Kind: KindDropped, Index: ev.Index, Line: ev.Line,
-				Message: fmt.Sprintf("event %d (line %d): dropped by the mapping (%s)", ev.Index, ev.Line, mr.Dropped)})
+	b := pipeline.Evaluate(m, body, received, lim)
+	// The invalid and refused events first, then the notes on the others.
+	for i := range b.Outcomes {
+		o := &b.Outcomes[i]
+		if o.Err == nil {
 			continue
 		}
-		res.Alerts = append(res.Alerts, mr.Alert.Postable())
-		res.AlertEvents = append(res.AlertEvents, ev.Index)
+		res.Valid = false
+		kind := KindInvalid
+		if o.Fate == pipeline.Refused {
+			kind = KindRefused
+		}
+		res.Notes = append(res.Notes, Note{Kind: kind, Index: o.Index, Line: o.Line, Message: o.Err.Error()})
+	}
+	if b.TooMany {
+		res.Valid = false
+		res.Notes = append(res.Notes, Note{Kind: KindInvalid, Index: b.Received,
+			Message: (&falco.Error{Index: b.Received, Expected: fmt.Sprintf("at most %d events", lim.MaxEvents)}).Error()})
+	}
+	for i := range b.Outcomes {
+		o := &b.Outcomes[i]
+		for _, err := range o.MapErrors {
+			res.Notes = append(res.Notes, Note{Kind: KindMapping, Index: o.Index, Line: o.Line,
+				Message: fmt.Sprintf("event %d (line %d): mapping: %v", o.Index, o.Line, err)})
+		}
+		switch o.Fate {
+		case pipeline.Dropped:
+			res.Notes = append(res.Notes, Note{Kind: KindDropped, Index: o.Index, Line: o.Line,
+				Message: fmt.Sprintf("event %d (line %d): dropped by the mapping (%s)", o.Index, o.Line, o.DropReason)})
+		case pipeline.Alerted:
+			res.Alerts = append(res.Alerts, o.Alert.Postable())
+			res.AlertEvents = append(res.AlertEvents, o.Index)
+		}
 	}
 	return res
 }

@@ -1,0 +1,166 @@
+package pipeline
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
+)
+
+// Sink takes the alerts of a body: every Alertmanager's queue, through the
+// durable spool when there is one. It returns the number of queues they
+// went to; an error means nothing was taken.
+type Sink interface {
+	SendAll(wires []*alert.Wire) (int, error)
+}
+
+// Recorder keeps what became of each event for the status page.
+type Recorder interface {
+	Record(body []byte, b *Body, received time.Time)
+}
+
+// Pipeline runs the bodies the bridge receives.
+type Pipeline struct {
+	mapping func() *mapping.Mapping
+	sink    Sink
+	seen    func(host string, received time.Time)
+	rec     Recorder
+	logger  *slog.Logger
+	m       *metrics
+}
+
+// Options are what a Pipeline needs.
+type Options struct {
+	// Mapping returns the running mapping (it changes on reload).
+	Mapping func() *mapping.Mapping
+	Sink    Sink
+	// Seen, when set, is told the hostname of every valid event, mapped
+	// or not: it still shows its sensor is alive.
+	Seen func(host string, received time.Time)
+	// Recorder, when set, is given every outcome.
+	Recorder Recorder
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// New returns a Pipeline and registers its metrics.
+func New(o Options) *Pipeline {
+	return &Pipeline{mapping: o.Mapping, sink: o.Sink, seen: o.Seen, rec: o.Recorder, logger: o.Logger, m: newMetrics(o.Registry)}
+}
+
+// Run evaluates body, then stores and queues its alerts. When the sink
+// cannot take them, Body.Err says why and nothing is taken.
+func (p *Pipeline) Run(body []byte, received time.Time, lim falco.Limits) *Body {
+	b := Evaluate(p.mapping(), body, received, lim)
+	if b.TooMany {
+		return b
+	}
+	p.m.received.Add(float64(b.Received))
+	wires := make([]*alert.Wire, 0, b.Alerts)
+	var mapErrs int
+	for i := range b.Outcomes {
+		o := &b.Outcomes[i]
+		if o.Event != nil && p.seen != nil {
+			p.seen(o.Event.Hostname, received)
+		}
+		if len(o.MapErrors) > 0 {
+			mapErrs += len(o.MapErrors)
+			if ok, n := p.m.mappingErrLog.Allow(received); ok {
+				p.logger.Warn("mapping template failed; the alert is sent without that value", "rule", o.Event.Rule, "err", o.MapErrors[0], "suppressed_since_last", n)
+			}
+		}
+		switch o.Fate {
+		case Alerted:
+			wires = append(wires, alert.Encode(o.Alert))
+		case Dropped:
+			p.m.dropped.WithLabelValues(o.DropReason).Inc()
+			p.logger.Debug("event dropped by the mapping", "rule", o.Event.Rule, "priority", o.Event.Priority, "reason", o.DropReason)
+		}
+	}
+	p.m.mappingErrors.Add(float64(mapErrs))
+	p.m.invalid.Add(float64(b.Rejected))
+	if len(wires) > 0 {
+		n, err := p.sink.SendAll(wires)
+		if err != nil {
+			b.Err = unavailable(err)
+			p.m.refused.WithLabelValues(b.Err.Reason).Add(float64(b.Received - b.Rejected))
+		} else {
+			b.Queues = n
+			if n == 0 {
+				if ok, sup := p.m.noTargetLog.Allow(received); ok {
+					p.logger.Warn("no Alertmanager known yet; alerts are held until one is", "alerts", len(wires), "suppressed_since_last", sup)
+				}
+			}
+		}
+	}
+	if b.Err == nil {
+		p.m.accepted.Add(float64(b.Received - b.Rejected))
+	}
+	if p.rec != nil {
+		p.rec.Record(body, b, received)
+	}
+	return b
+}
+
+// unavailable says why the sink could not take a body.
+func unavailable(err error) *Unavailable {
+	reason := ReasonShutdown
+	switch {
+	case errors.Is(err, storage.ErrFull):
+		reason = ReasonStorageFull
+	case errors.Is(err, storage.ErrWrite):
+		reason = ReasonStorageError
+	}
+	return &Unavailable{Reason: reason, Err: err, RetryAfter: 5 * time.Second}
+}
+
+// Reasons a body is refused for now (the events_refused_total label).
+const (
+	ReasonStorageFull  = "storage_full"
+	ReasonStorageError = "storage_error"
+	ReasonShutdown     = "shutdown"
+)
+
+type metrics struct {
+	received, invalid, accepted, mappingErrors prometheus.Counter
+	dropped, refused                           *prometheus.CounterVec
+	mappingErrLog, noTargetLog                 *ratelog.Sampler
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "falco_am_bridge", Name: name, Help: help})
+	}
+	m := &metrics{
+		received: counter("events_received_total", "Falco events received, valid or not."),
+		invalid:  counter("events_invalid_total", "Falco events rejected as invalid, or whose alert cannot be sent (answered with 400)."),
+		accepted: counter("events_accepted_total", "Valid Falco events taken."),
+		mappingErrors: counter("mapping_errors_total",
+			"Label or annotation templates that failed on an event; the alert was sent without that value."),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "falco_am_bridge", Name: "events_dropped_total",
+			Help: "Valid events that made no alert because a filter of the mapping dropped them: min_priority or override.",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "falco_am_bridge", Name: "events_refused_total",
+			Help: "Valid events answered 503 with Retry-After, not taken, by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
+		}, []string{"reason"}),
+		mappingErrLog: ratelog.New(10 * time.Second),
+		noTargetLog:   ratelog.New(10 * time.Second),
+	}
+	for _, r := range []string{mapping.DropPriority, mapping.DropOverride} {
+		m.dropped.WithLabelValues(r)
+	}
+	for _, r := range []string{ReasonStorageFull, ReasonStorageError, ReasonShutdown} {
+		m.refused.WithLabelValues(r)
+	}
+	reg.MustRegister(m.received, m.invalid, m.accepted, m.mappingErrors, m.dropped, m.refused)
+	return m
+}
