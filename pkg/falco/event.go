@@ -16,6 +16,9 @@ type Event struct {
 	// Index is the event's position in its body, from 0, and Line the
 	// line of the body it starts on, from 1.
 	Index, Line int
+	// Raw is the event's JSON text as it came in: a part of the body,
+	// not a copy, so valid only while the body is.
+	Raw []byte
 
 	Rule     string
 	Priority Priority

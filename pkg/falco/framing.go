@@ -138,7 +138,7 @@ func (d *decoder) value(p int, stream bool) (end int, ok bool) {
 		}
 		return d.offset(), !err.syntax
 	}
-	ev.Index, ev.Line = index, line
+	ev.Index, ev.Line, ev.Raw = index, line, d.body[p:d.offset():d.offset()]
 	d.out.Events = append(d.out.Events, ev)
 	return d.offset(), true
 }

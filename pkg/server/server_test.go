@@ -178,3 +178,21 @@ func TestAnswerAccountsForEveryEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptedAnswerIsItsJSON: the 202 answer, written by hand, is what
+// encoding/json makes of IngestAnswer.
+func TestAcceptedAnswerIsItsJSON(t *testing.T) {
+	for _, a := range []IngestAnswer{
+		{Status: "accepted"},
+		{Status: "accepted", Accepted: Accepted{Events: 100, Alerts: 99, Dropped: 1, MappingErrors: 12, Queues: 3}},
+		{Status: "accepted", Accepted: Accepted{Events: 1 << 40, Alerts: -1}},
+	} {
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(a.appendAccepted(nil)); got != string(want)+"\n" {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	}
+}

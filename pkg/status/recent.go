@@ -5,14 +5,11 @@ package status
 
 import (
 	"bytes"
-	"slices"
 	"sync"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
-	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 )
@@ -62,8 +59,9 @@ type Entry struct {
 	// Errors are why the event was rejected, or the templates that failed
 	// on it (the alert was still made).
 	Errors []string `json:"errors,omitempty"`
-	// Event is the event as decoded, as Falco JSON; for a rejected event,
-	// the text of the body it came in.
+	// Event is the event's JSON as it came in; for an invalid event, the
+	// text of the body it came in (the line it starts on, in a body of
+	// many lines).
 	Event string `json:"event"`
 	// EventTruncated says that Event was cut at MaxRawBytes.
 	EventTruncated bool `json:"event_truncated,omitempty"`
@@ -104,7 +102,7 @@ func NewRecent(maxEvents, maxBytes int) *Recent {
 }
 
 // Record records what became of each event of a body: it implements
-// pipeline.Recorder. A valid event is kept as decoded; an invalid one as
+// pipeline.Recorder. A valid event is kept as it came in; an invalid one as
 // the text it came in (the whole body when it held one event, else the
 // line the event starts on), at most maxRejectedPerBody of them a body.
 func (r *Recent) Record(body []byte, b *pipeline.Body, received time.Time) {
@@ -118,7 +116,7 @@ func (r *Recent) Record(body []byte, b *pipeline.Body, received time.Time) {
 		e := Entry{Received: received}
 		if ev := o.Event; ev != nil {
 			e.Rule, e.Priority, e.Source, e.Hostname = ev.Rule, ev.Priority.String(), ev.Source, ev.Hostname
-			e.raw, e.EventTruncated = capRaw(eventJSON(ev))
+			e.raw, e.EventTruncated = capRaw(bytes.Clone(bytes.TrimSpace(ev.Raw)))
 		} else {
 			if bad++; bad > maxRejectedPerBody {
 				continue
@@ -225,61 +223,6 @@ func (r *Recent) Bytes() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.bytes
-}
-
-// eventJSON writes the event back as the flat Falco JSON it was decoded
-// into, output fields exactly as sent. Not HTML-escaped: the page escapes,
-// and a command line should read as it was sent.
-func eventJSON(ev *falco.Event) []byte {
-	size := 192 + len(ev.Rule) + len(ev.Output) + len(ev.Message)
-	keys := make([]string, 0, len(ev.Fields))
-	for k, v := range ev.Fields {
-		keys = append(keys, k)
-		size += len(k) + len(v.JSON()) + 4
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, size)
-	str := func(key, v string) {
-		if v == "" {
-			return
-		}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, key...)
-		b = append(b, '"', ':')
-		b, _ = jsontext.AppendQuote(b, v) // valid UTF-8: it was decoded from JSON
-	}
-	b = append(b, '{')
-	str("time", ev.Time.Format(time.RFC3339Nano))
-	str("rule", ev.Rule)
-	str("priority", ev.Priority.String())
-	str("source", ev.Source)
-	str("hostname", ev.Hostname)
-	str("output", ev.Output)
-	str("message", ev.Message)
-	str("uuid", ev.UUID)
-	if len(ev.Tags) > 0 {
-		b = append(b, `,"tags":[`...)
-		for i, t := range ev.Tags {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b, _ = jsontext.AppendQuote(b, t)
-		}
-		b = append(b, ']')
-	}
-	b = append(b, `,"output_fields":{`...)
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b, _ = jsontext.AppendQuote(b, k)
-		b = append(b, ':')
-		b = append(b, ev.Fields[k].JSON()...)
-	}
-	return append(b, '}', '}')
 }
 
 // capRaw cuts b, which it owns, to at most MaxRawBytes, never inside a
