@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
