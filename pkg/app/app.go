@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
@@ -90,7 +91,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		versionCollector(),
+		versioncollector.NewCollector(namespace),
 	)
 	a.metrics = newMetrics(a.registry)
 	a.initUI()

@@ -2,7 +2,6 @@ package app
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/version"
 )
 
 const namespace = "falco_am_bridge"
@@ -27,15 +26,4 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.reloadTime.SetToCurrentTime()
 	reg.MustRegister(m.reloadOK, m.reloadTime)
 	return m
-}
-
-func versionCollector() prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "build_info",
-		Help: "A metric with a constant '1' value labeled by version, revision, branch and goversion.",
-		ConstLabels: prometheus.Labels{
-			"version": version.Version, "revision": version.GetRevision(),
-			"branch": version.Branch, "goversion": version.GoVersion,
-		},
-	}, func() float64 { return 1 })
 }
