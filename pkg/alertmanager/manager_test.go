@@ -435,7 +435,11 @@ func TestRejectedBatch(t *testing.T) {
 			if tc.partial {
 				f.partial = func(a *models.PostableAlert) bool { return !isBad(a) }
 			}
-			m, reg := newTestManager(t, testOptions(), nil, f.base())
+			// One request at a time, so that the order of the requests
+			// is the test's.
+			opts := testOptions()
+			opts.MaxRequestsInFlight = 1
+			m, reg := newTestManager(t, opts, nil, f.base())
 			// The blocker holds the sender in a request while the
 			// three queue up, so that they go out as one batch.
 			acks := map[string]*countingAck{"good1": {}, "bad": {}, "good2": {}}

@@ -153,6 +153,10 @@ func (c *Cursor) nextLocked() (Record, bool) {
 		}
 		next := c.s.segmentFrom(seg.id + 1)
 		if next == nil {
+			// No segment after it yet (none could be started: the disk
+			// is full). Let go of the file, which is read to its end,
+			// so that deleting it frees its room.
+			c.r.close()
 			return Record{}, false
 		}
 		c.moveTo(next)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 )
 
@@ -112,5 +114,64 @@ func TestFailedWriteIsUndone(t *testing.T) {
 				t.Fatalf("after a restart read %v, acknowledged %v", got, acked)
 			}
 		})
+	}
+}
+
+// TestOpenOnAFullDisk: a spool that cannot start a segment (the disk is
+// full) still opens, so that what it holds is delivered; it refuses
+// writes and says it is failing until a write works again, which the
+// housekeeping tries on its own.
+func TestOpenOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	for i := range 3 {
+		if err := s.Append([]*alert.Wire{wire(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash(s)
+
+	full := true
+	var mu sync.Mutex
+	openFile := func(path string) (segmentFile, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if full {
+			return nil, errors.New("injected: no space left on device")
+		}
+		return createSegment(path)
+	}
+	s, err := Open(dir, Options{openFile: openFile}, logger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("Open on a full disk: %v", err)
+	}
+	defer s.Close()
+	if !s.Failing() {
+		t.Error("not failing on a full disk")
+	}
+	from := s.Tail()
+	c, _ := s.Cursor("am", &from)
+	if got, _ := readAll(c); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("read %v, want what the disk holds", got)
+	}
+	if err := s.Append([]*alert.Wire{wire(3)}); !errors.Is(err, ErrWrite) {
+		t.Fatalf("append on a full disk: %v, want ErrWrite", err)
+	}
+	s.tick()
+	if !s.Failing() {
+		t.Error("a tick on a full disk cleared the failure")
+	}
+	mu.Lock()
+	full = false
+	mu.Unlock()
+	s.tick()
+	if s.Failing() {
+		t.Fatal("still failing once the disk has room")
+	}
+	if err := s.Append([]*alert.Wire{wire(4)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readAll(c); !slices.Equal(got, []int{4}) {
+		t.Fatalf("read %v after the disk had room, want [4]", got)
 	}
 }

@@ -154,9 +154,10 @@ type Store struct {
 	failing    atomic.Bool
 	writeLog   *ratelog.Sampler
 	fullLog    *ratelog.Sampler
+	marksLog   *ratelog.Sampler
 
 	segMu sync.RWMutex
-	segs  []*segment // oldest first; the active one last
+	segs  []*segment // oldest first; the active one last, unless none could be started
 
 	curMu   sync.Mutex
 	cursors map[string]*Cursor
@@ -194,7 +195,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	s := &Store{
 		dir: dir, opts: opts, logger: logger, metrics: newMetrics(reg),
 		cursors: map[string]*Cursor{}, saved: map[string]Position{},
-		writeLog: ratelog.New(10 * time.Second), fullLog: ratelog.New(10 * time.Second),
+		writeLog: ratelog.New(10 * time.Second), fullLog: ratelog.New(10 * time.Second), marksLog: ratelog.New(10 * time.Second),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	ids, err := s.segmentIDs()
@@ -220,7 +221,13 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		return nil, err
 	}
 	if err := s.rotateLocked(); err != nil {
-		return nil, err
+		// A full disk must not keep the bridge from starting: what is on
+		// disk can still be delivered, which frees room. Until a segment
+		// can be started, writes are refused and readiness fails.
+		s.active = &segment{id: s.nextID}
+		s.active.size.Store(int64(len(fileMagic)))
+		s.needRotate = true
+		_ = s.writeFailed(err)
 	}
 	if err := s.migrate(legacy); err != nil {
 		return nil, err
@@ -530,6 +537,9 @@ func (s *Store) Head() Position {
 func (s *Store) Tail() Position {
 	s.segMu.RLock()
 	defer s.segMu.RUnlock()
+	if len(s.segs) == 0 { // nothing on disk, and no segment started yet
+		return Position{Segment: s.nextID}
+	}
 	return Position{Segment: s.segs[0].id}
 }
 
@@ -542,6 +552,10 @@ func (s *Store) trim() {
 	}
 	for {
 		s.segMu.RLock()
+		if len(s.segs) == 0 {
+			s.segMu.RUnlock()
+			return
+		}
 		seg := s.segs[0]
 		s.segMu.RUnlock()
 		if !seg.sealed.Load() || seg == s.active {
@@ -630,6 +644,16 @@ func (s *Store) tick() {
 	}
 	s.saveMarks()
 	s.trim()
+	if s.failing.Load() {
+		// Try a write again (a new segment's header): what was delivered
+		// since may have freed room.
+		if err := s.rotateLocked(); err == nil {
+			s.needRotate = false
+			s.failing.Store(false)
+			s.logger.Info("durable queue: writing works again")
+		}
+		return
+	}
 	if low, ok := s.lowMark(); ok && s.active.size.Load() > int64(len(fileMagic)) &&
 		low == (Position{Segment: s.active.id, Offset: s.active.size.Load()}) {
 		if err := s.rotateLocked(); err != nil {
@@ -655,6 +679,9 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.saveMarks()
+	if s.active.file == nil { // never started: the disk was full
+		return nil
+	}
 	err := s.active.file.Sync()
 	if cerr := s.active.file.Close(); err == nil {
 		err = cerr
@@ -722,7 +749,9 @@ func (s *Store) saveMarks() {
 	}
 	if err != nil {
 		s.metrics.errors.Inc()
-		s.logger.Error("durable queue: saving the cursors failed; a restart delivers again what was delivered since the last save", "err", err)
+		if ok, n := s.marksLog.Allow(time.Now()); ok {
+			s.logger.Error("durable queue: saving the cursors failed; a restart delivers again what was delivered since the last save", "err", err, "failures_since_last_line", n)
+		}
 		return
 	}
 	s.written = now
