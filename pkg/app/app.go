@@ -127,9 +127,10 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	}
 
 	handler := server.New(server.Options{
-		MaxRequestBytes:     cfg.Web.MaxRequestBytes,
-		MaxEventsPerRequest: cfg.Web.MaxEventsPerRequest,
-		BearerToken:         func() string { return a.state.Load().token },
+		MaxRequestBytes:      cfg.Web.MaxRequestBytes,
+		MaxBodyBytesInFlight: cfg.Web.MaxRequestBytesInFlight,
+		MaxEventsPerRequest:  cfg.Web.MaxEventsPerRequest,
+		BearerToken:          func() string { return a.state.Load().token },
 	}, server.Deps{
 		Logger:   logger,
 		Pipeline: a,
@@ -394,6 +395,7 @@ func restartOnly(was, now *config.Config) []string {
 		{"web.listen_address", was.Web.ListenAddress != now.Web.ListenAddress},
 		{"web.config_file", was.Web.ConfigFile != now.Web.ConfigFile},
 		{"web.max_request_bytes", was.Web.MaxRequestBytes != now.Web.MaxRequestBytes},
+		{"web.max_request_bytes_in_flight", was.Web.MaxRequestBytesInFlight != now.Web.MaxRequestBytesInFlight},
 		{"web.max_events_per_request", was.Web.MaxEventsPerRequest != now.Web.MaxEventsPerRequest},
 		{"web.read_header_timeout", was.Web.ReadHeaderTimeout != now.Web.ReadHeaderTimeout},
 		{"web.read_timeout", was.Web.ReadTimeout != now.Web.ReadTimeout},

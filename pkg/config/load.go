@@ -70,6 +70,12 @@ func options() []option {
 				c.Web.MaxRequestBytes, err = v.bytes()
 				return
 			}},
+		{flag: "web.max-request-bytes-in-flight", key: "web.max_request_bytes_in_flight", typ: "size", def: "64MiB",
+			help: "Most memory all request bodies being read take together; past it requests are answered 503 with Retry-After.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.MaxRequestBytesInFlight, err = v.bytes()
+				return
+			}},
 		{flag: "web.max-events-per-request", key: "web.max_events_per_request", typ: "number", def: "10000",
 			help: "Most events accepted in one request.",
 			set: func(c *Config, v value) (err error) {
@@ -334,6 +340,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		if err := c.loadHTTPConfig(sub); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", httpConfigKey, err))
 		}
+	}
+	if c.Web.MaxRequestBytesInFlight < c.Web.MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("web.max_request_bytes_in_flight: %d is less than web.max_request_bytes (%d): raise it, or no request of the largest size could be read", c.Web.MaxRequestBytesInFlight, c.Web.MaxRequestBytes))
 	}
 	if c.Alertmanager.MaxBackoff < c.Alertmanager.MinBackoff {
 		errs = append(errs, fmt.Errorf("alertmanager.max_backoff: %s is shorter than alertmanager.min_backoff (%s)", c.Alertmanager.MaxBackoff, c.Alertmanager.MinBackoff))

@@ -50,6 +50,10 @@ type Accepted struct {
 type Options struct {
 	MaxRequestBytes     int64
 	MaxEventsPerRequest int
+	// MaxBodyBytesInFlight bounds the memory of all request bodies read
+	// at once; past it requests are answered 503. 0 means
+	// DefaultMaxBodyBytesInFlight.
+	MaxBodyBytesInFlight int64
 	// BearerToken, when it returns a non-empty token, must be presented
 	// on the ingest and reload endpoints.
 	BearerToken func() string
@@ -103,12 +107,22 @@ func New(opts Options, deps Deps) http.Handler {
 	// The peer's address, never a header it may have made up.
 	e.IPExtractor = echo.ExtractIPDirect()
 	m := newMetrics(deps.Registry)
+	budget := &bodyBudget{max: opts.MaxBodyBytesInFlight}
+	if budget.max <= 0 {
+		budget.max = DefaultMaxBodyBytesInFlight
+	}
+	if deps.Registry != nil {
+		deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "falco_am_bridge", Name: "http_request_body_bytes",
+			Help: "Memory held by the request bodies being read or handled now; bounded by --web.max-request-bytes-in-flight.",
+		}, func() float64 { return float64(budget.used.Load()) }))
+	}
 	e.HTTPErrorHandler = errorHandler(deps.Logger)
 	e.Use(countRequests(m))
 
 	auth := bearerAuth(opts.BearerToken)
 	sampler := ratelog.New(10 * time.Second)
-	e.POST("/", ingest(opts, deps.Pipeline, deps.Logger, m, sampler), auth)
+	e.POST("/", ingest(opts, deps.Pipeline, budget, deps.Logger, m, sampler), auth)
 	healthy := func(c echo.Context) error { return c.String(http.StatusOK, "falco-am-bridge is Healthy.\n") }
 	e.GET("/-/healthy", healthy)
 	e.HEAD("/-/healthy", healthy)
@@ -121,7 +135,7 @@ func New(opts Options, deps Deps) http.Handler {
 	if deps.Reload != nil {
 		e.POST("/-/reload", reload(deps.Reload), auth)
 	}
-	registerUI(e, deps.UI, opts.BearerToken)
+	registerUI(e, deps.UI, opts.BearerToken, budget)
 	return e
 }
 
