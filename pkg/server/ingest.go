@@ -47,7 +47,7 @@ type IngestAnswer struct {
 	Unread *int `json:"unread_from,omitempty"`
 }
 
-const jsonOutputHint = "the body is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true)"
+const jsonOutputHint = "Content-Type text/plain is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true), or send application/json"
 
 func ingest(opts Options, p Pipeline, budget *bodyBudget, logger *slog.Logger, m *metrics, invalidLog *ratelog.Sampler) echo.HandlerFunc {
 	// Decoding and mapping are pure CPU: running more of them at once
@@ -56,7 +56,9 @@ func ingest(opts Options, p Pipeline, budget *bodyBudget, logger *slog.Logger, m
 	cpu := make(chan struct{}, runtime.GOMAXPROCS(0))
 	return func(c echo.Context) error {
 		received := time.Now()
-		req := c.Request()
+		if err := checkJSONType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+			return err
+		}
 		body, release, err := readBody(c, opts.MaxRequestBytes, "web.max_request_bytes", budget)
 		defer release()
 		if err != nil {
@@ -66,10 +68,7 @@ func ingest(opts Options, p Pipeline, budget *bodyBudget, logger *slog.Logger, m
 			return echo.NewHTTPError(http.StatusBadRequest, "empty body: expected a Falco event as JSON")
 		}
 		if !falco.LooksLikeJSON(body) {
-			if isJSONType(req.Header.Get(echo.HeaderContentType)) {
-				return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object or array")
-			}
-			return echo.NewHTTPError(http.StatusUnsupportedMediaType, jsonOutputHint)
+			return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object or array")
 		}
 
 		cpu <- struct{}{}
@@ -143,12 +142,25 @@ func mergeInvalid(events []falco.Event, errs, invalid []*falco.Error) []*falco.E
 	return out
 }
 
-func isJSONType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
+// checkJSONType answers 415 unless the Content-Type is JSON (or
+// newline-delimited JSON). Falco's http_output and falcosidekick send
+// application/json; an HTML form cannot, so a page on another site cannot
+// make a browser post events.
+func checkJSONType(ct string) error {
+	if ct == "" {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "no Content-Type: send the events as application/json")
 	}
-	return mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "application/x-ndjson" || mt == "application/jsonl"
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err != nil:
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q cannot be parsed: send application/json", ct))
+	case mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "application/x-ndjson" || mt == "application/jsonl":
+		return nil
+	case mt == "text/plain":
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, jsonOutputHint)
+	default:
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %s is not JSON: send application/json (or application/x-ndjson)", mt))
+	}
 }
 
 // bearerAuth checks Authorization: Bearer when a token is configured.

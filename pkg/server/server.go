@@ -7,7 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -118,7 +120,7 @@ func New(opts Options, deps Deps) http.Handler {
 		}, func() float64 { return float64(budget.used.Load()) }))
 	}
 	e.HTTPErrorHandler = errorHandler(deps.Logger)
-	e.Use(countRequests(m))
+	e.Use(countRequests(m), sameOrigin)
 
 	auth := bearerAuth(opts.BearerToken)
 	sampler := ratelog.New(10 * time.Second)
@@ -166,6 +168,45 @@ func countRequests(m *metrics) echo.MiddlewareFunc {
 			return err
 		}
 	}
+}
+
+// sameOrigin refuses, with 403, a POST (or any unsafe method) that a
+// browser sends on behalf of a page of another origin, since any web page
+// a user of the bridge opens could otherwise make their browser post to
+// /-/reload or the translate API. Falco, curl and scripts send neither
+// Origin nor Sec-Fetch-Site and pass; so does the playground, which posts
+// to its own origin.
+func sameOrigin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if crossOrigin(c.Request()) {
+			return echo.NewHTTPError(http.StatusForbidden,
+				"cross-origin request refused: a browser may post here only from a page of the bridge's own origin; "+
+					"from elsewhere use a client that is not a browser, or a proxy")
+		}
+		return next(c)
+	}
+}
+
+// crossOrigin says whether r is an unsafe request made by a browser for
+// another origin: its Sec-Fetch-Site is cross-site or same-site, or its
+// Origin (null included) is not the Host it was sent to. Unlike
+// http.CrossOriginProtection, a same-origin Sec-Fetch-Site does not excuse
+// an Origin that disagrees with Host.
+func crossOrigin(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
 }
 
 // errorBody is the JSON of every error answer.
