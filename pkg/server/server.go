@@ -144,7 +144,7 @@ func New(opts Options, deps Deps) http.Handler {
 // routeName keeps the handler label of the request counter bounded.
 func routeName(c echo.Context) string {
 	switch p := c.Path(); p {
-	case "/", "/-/healthy", "/-/ready", "/metrics", "/-/reload":
+	case "/", "/-/healthy", "/-/ready", "/metrics", "/-/reload", "/api/v1/translate":
 		return p
 	default:
 		return "other"
