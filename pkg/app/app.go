@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -171,7 +170,10 @@ func build(cfg *config.Config) (*state, alertmanager.Options, error) {
 		errs = append(errs, err)
 	}
 	if cfg.Web.ConfigFile != "" {
-		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
+		// web.Validate reads the file without a bound: check its size first.
+		if _, err := config.ReadFile("web.config_file", cfg.Web.ConfigFile, config.MaxWebConfigFileBytes); err != nil {
+			errs = append(errs, err)
+		} else if err := web.Validate(cfg.Web.ConfigFile); err != nil {
 			errs = append(errs, fmt.Errorf("web.config_file: %w", err))
 		}
 	}
@@ -216,9 +218,9 @@ func LoadMapping(path string) (*mapping.Mapping, error) {
 	if path == "" {
 		return mapping.Default()
 	}
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile("mapping.file", path, config.MaxMappingFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("mapping.file: %w", err)
+		return nil, err
 	}
 	return mapping.Parse(path, data)
 }
@@ -227,9 +229,9 @@ func readToken(file string) (string, error) {
 	if file == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(file)
+	b, err := config.ReadFile("web.bearer_token_file", file, config.MaxTokenFileBytes)
 	if err != nil {
-		return "", fmt.Errorf("web.bearer_token_file: %w", err)
+		return "", err
 	}
 	token := strings.TrimSpace(string(b))
 	if token == "" {

@@ -314,9 +314,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 	}
 	var raw map[string]any
 	if c.File != "" {
-		data, err := os.ReadFile(c.File)
+		data, err := ReadFile("config file", c.File, MaxConfigFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("reading config file: %w", err)
+			return nil, err
 		}
 		if err := yaml.Unmarshal(data, &raw); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.File, err)
