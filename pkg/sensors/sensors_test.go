@@ -358,3 +358,97 @@ func BenchmarkSeen(b *testing.B) {
 		tr.Seen(hosts[i%len(hosts)], now)
 	}
 }
+
+// TestManySilentSensorsOneAlert: 10,000 made-up hostnames that go silent
+// cost one FalcoSensorsSilent, re-sent every minute, not 10,000 alerts a
+// minute. Sensors that had an alert of their own are resolved when the
+// grouped alert takes over, and get theirs again once few are silent.
+func TestManySilentSensorsOneAlert(t *testing.T) {
+	const made = 10000
+	tr, r, c, _ := newTracker(t, Options{
+		MaxTracked: 2 * made, SilentAfter: 5 * time.Minute,
+		StaticLabels: func() model.LabelSet { return model.LabelSet{"cluster": "prod"} },
+	})
+	count := func(alerts []*alert.Alert) (firing, resolving map[model.LabelValue]int) {
+		firing, resolving = map[model.LabelValue]int{}, map[model.LabelValue]int{}
+		for _, a := range alerts {
+			if a.Resolve {
+				resolving[a.Labels["alertname"]]++
+			} else {
+				firing[a.Labels["alertname"]]++
+			}
+		}
+		return firing, resolving
+	}
+
+	// Three real sensors go quiet first: an alert each.
+	for i := range 3 {
+		tr.Seen(fmt.Sprintf("node-%d", i), t0)
+	}
+	c.set(t0.Add(6 * time.Minute))
+	tr.Check()
+	if firing, _ := count(r.take()); firing[AlertName] != 3 || len(firing) != 1 {
+		t.Fatalf("three silent sensors: %v, want 3 %s", firing, AlertName)
+	}
+
+	// A sender makes up 10,000 hostnames, which then say nothing more.
+	start := t0.Add(7 * time.Minute)
+	for i := range made {
+		tr.Seen(fmt.Sprintf("made-up-%d.example", i), start)
+	}
+	total := 0
+	var group *alert.Alert
+	for minute := 0; minute <= 30; minute++ {
+		c.set(start.Add(6*time.Minute + time.Duration(minute)*time.Minute))
+		tr.Check()
+		alerts := r.take()
+		total += len(alerts)
+		firing, resolving := count(alerts)
+		if minute == 0 {
+			// The three alerts of their own give way to the grouped one.
+			if firing[GroupAlertName] != 1 || len(firing) != 1 || resolving[AlertName] != 3 || len(resolving) != 1 {
+				t.Fatalf("when the made-up sensors fall silent: firing %v, resolving %v", firing, resolving)
+			}
+		} else if len(alerts) != 1 || firing[GroupAlertName] != 1 {
+			t.Fatalf("minute %d: firing %v, resolving %v; want the grouped alert once", minute, firing, resolving)
+		}
+		for _, a := range alerts {
+			if a.Labels["alertname"] == GroupAlertName {
+				group = a
+			}
+		}
+	}
+	// 3 resolved, then one a minute.
+	if want := 3 + 31; total != want {
+		t.Errorf("%d alerts in 30 minutes for %d silent sensors, want %d", total, made+3, want)
+	}
+	wantLabels := model.LabelSet{"alertname": GroupAlertName, "severity": "warning", "cluster": "prod"}
+	if !group.Labels.Equal(wantLabels) || group.Annotations["silent_sensors"] != "10003" {
+		t.Errorf("grouped alert: labels %v, silent_sensors %q", group.Labels, group.Annotations["silent_sensors"])
+	}
+	if got := string(group.Annotations["summary"]); got != "10003 Falco sensors have sent no event for more than 5m" {
+		t.Errorf("summary %q", got)
+	}
+	if d := string(group.Annotations["description"]); !strings.Contains(d, "node-0, node-1, node-2, made-up-0.example") || !strings.Contains(d, "and 9993 more") {
+		t.Errorf("description %q", d)
+	}
+	if n := testutil.ToFloat64(tr.silentNow); n != made+3 {
+		t.Errorf("sensors_silent = %v", n)
+	}
+
+	// All but two made-up ones speak again: the grouped alert resolves
+	// and the two left get an alert each.
+	now := c.Now()
+	for i := range 3 {
+		tr.Seen(fmt.Sprintf("node-%d", i), now)
+	}
+	for i := 2; i < made; i++ {
+		tr.Seen(fmt.Sprintf("made-up-%d.example", i), now)
+	}
+	c.set(now.Add(time.Minute))
+	tr.Check()
+	firing, resolving := count(r.take())
+	if resolving[GroupAlertName] != 1 || len(resolving) != 1 || firing[AlertName] != 2 || len(firing) != 1 {
+		t.Fatalf("once few are silent: firing %v, resolving %v", firing, resolving)
+	}
+}
