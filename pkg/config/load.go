@@ -219,7 +219,7 @@ func options() []option {
 				return
 			}},
 		{flag: "sensors.silent-after", key: "sensors.silent_after", typ: "duration", def: "0",
-			help: "Send a FalcoSensorSilent alert for a sensor that sent events and then nothing for this long; 0 turns it off.",
+			help: "Send a FalcoSensorSilent alert for a sensor that sent events and then nothing for this long (one FalcoSensorsSilent for all when more than 10 are); 0 turns it off.",
 			set: func(c *Config, v value) (err error) {
 				c.Sensors.SilentAfter, err = v.duration()
 				return
