@@ -149,6 +149,10 @@ func (t *Tracker) Seen(host string, received time.Time) {
 	el, ok := t.byHost[host]
 	if !ok {
 		if clean := cleanHost(host); clean != host {
+			if clean == "" {
+				t.mu.Unlock()
+				return
+			}
 			host = clean
 			el, ok = t.byHost[host]
 		}
@@ -191,9 +195,10 @@ func (t *Tracker) Seen(host string, received time.Time) {
 	}
 }
 
-// cleanHost makes host a valid, bounded Prometheus label value.
+// cleanHost makes host a valid, bounded Prometheus label value without
+// control characters, as the mapping makes its labels.
 func cleanHost(host string) string {
-	host = strings.ToValidUTF8(host, "\uFFFD")
+	host = mapping.StripControl(strings.ToValidUTF8(host, "\uFFFD"))
 	if len(host) > maxHostnameBytes {
 		cut := maxHostnameBytes
 		for cut > 0 && !utf8.RuneStart(host[cut]) {

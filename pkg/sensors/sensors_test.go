@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 )
 
 // recorder is a Sender that keeps what it is given.
@@ -147,7 +148,7 @@ func TestEvictsLeastRecentlySeen(t *testing.T) {
 func TestHostileHostnames(t *testing.T) {
 	tr, r, c, reg := newTracker(t, Options{SilentAfter: time.Minute})
 	long := strings.Repeat("é", 200) // 400 bytes
-	hosts := []string{"bad\xffutf8", long, "{{ template \"x\" }}", "a\nb\"c<d>&e"}
+	hosts := []string{"bad\xffutf8", long, "{{ template \"x\" }}", "a\nb\"c<d>&e", "nul\x00\x1b[0m"}
 	for _, h := range hosts {
 		tr.Seen(h, t0)
 		tr.Seen(h, t0) // the cleaned name is found again, not added twice
@@ -157,9 +158,17 @@ func TestHostileHostnames(t *testing.T) {
 		t.Errorf("tracked %d hosts, want %d: %v", len(got), len(hosts), got)
 	}
 	for h := range got {
-		if !utf8.ValidString(h) || len(h) > maxHostnameBytes {
-			t.Errorf("exported hostname %q is invalid UTF-8 or longer than %d bytes", h, maxHostnameBytes)
+		if !utf8.ValidString(h) || len(h) > maxHostnameBytes || mapping.StripControl(h) != h {
+			t.Errorf("exported hostname %q is invalid UTF-8, longer than %d bytes or holds control characters", h, maxHostnameBytes)
 		}
+	}
+	if _, ok := got["ab\"c<d>&e"]; !ok {
+		t.Errorf("a\\nb... not tracked as ab...: %v", got)
+	}
+	// Nothing is left of a name of control characters only.
+	tr.Seen("\x00\x07", t0)
+	if n := len(lastEvent(t, reg)); n != len(hosts) {
+		t.Errorf("a hostname of control characters is tracked: %d hosts", n)
 	}
 	c.set(t0.Add(2 * time.Minute))
 	tr.Check()
