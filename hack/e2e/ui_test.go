@@ -287,3 +287,33 @@ func waitStatus(ctx context.Context, t *testing.T, url string, cond func(status.
 		}
 	}
 }
+
+// TestPlaygroundOutOfMemory: a mapping whose template grows without end
+// runs the playground's child process out of memory. The answer says so in
+// a line, with no Go stack dump, which goes to the debug log; the next
+// translation works.
+func TestPlaygroundOutOfMemory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := startStack(ctx, t, stackOptions{})
+	event := json.RawMessage(`{"rule":"R","priority":"Critical","time":"2026-01-02T10:00:00Z","output":"o"}`)
+	// Doubles a string 40 times: far past the child's memory limit,
+	// within its time limit.
+	doubling := `labels:` + "\n" + `  alertname: '{{ $x := "xxxxxxxx" }}{{ range 40 }}{{ $x = printf "%s%s" $x $x }}{{ end }}{{ len $x }}'` + "\n"
+	req, _ := json.Marshal(map[string]any{"event": event, "mapping": doubling})
+	code, body := post(t, s.bridge.URL+"/api/v1/translate", req)
+	if code != http.StatusBadRequest || !strings.Contains(body, "the mapping ran out of memory on this event") {
+		t.Fatalf("translation out of memory: %d %s", code, body)
+	}
+	if strings.Contains(body, "goroutine") || strings.Contains(body, "runtime.") || len(body) > 200 {
+		t.Errorf("the answer carries the child's stack dump (%d bytes):\n%s", len(body), body)
+	}
+	waitUntil(ctx, t, "the child's details in the debug log", func() bool {
+		out := s.bridge.Output()
+		return strings.Contains(out, "playground translation failed") && strings.Contains(out, "goroutine")
+	})
+	req, _ = json.Marshal(map[string]any{"event": event})
+	if code, body := post(t, s.bridge.URL+"/api/v1/translate", req); code != http.StatusOK {
+		t.Fatalf("translation after one out of memory: %d %s", code, body)
+	}
+}

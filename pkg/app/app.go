@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -137,9 +136,10 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		Registry: a.registry,
 	})
 	handler := server.New(server.Options{
-		MaxRequestBytes:     cfg.Web.MaxRequestBytes,
-		MaxEventsPerRequest: cfg.Web.MaxEventsPerRequest,
-		BearerToken:         func() string { return a.state.Load().token },
+		MaxRequestBytes:      cfg.Web.MaxRequestBytes,
+		MaxBodyBytesInFlight: cfg.Web.MaxRequestBytesInFlight,
+		MaxEventsPerRequest:  cfg.Web.MaxEventsPerRequest,
+		BearerToken:          func() string { return a.state.Load().token },
 	}, server.Deps{
 		Logger:   logger,
 		Pipeline: a.pipeline,
@@ -180,7 +180,10 @@ func build(cfg *config.Config) (*state, alertmanager.Options, error) {
 		errs = append(errs, err)
 	}
 	if cfg.Web.ConfigFile != "" {
-		if err := web.Validate(cfg.Web.ConfigFile); err != nil {
+		// web.Validate reads the file without a bound: check its size first.
+		if _, err := config.ReadFile("web.config_file", cfg.Web.ConfigFile, config.MaxWebConfigFileBytes); err != nil {
+			errs = append(errs, err)
+		} else if err := web.Validate(cfg.Web.ConfigFile); err != nil {
 			errs = append(errs, fmt.Errorf("web.config_file: %w", err))
 		}
 	}
@@ -225,9 +228,9 @@ func LoadMapping(path string) (*mapping.Mapping, error) {
 	if path == "" {
 		return mapping.Default()
 	}
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile("mapping.file", path, config.MaxMappingFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("mapping.file: %w", err)
+		return nil, err
 	}
 	return mapping.Parse(path, data)
 }
@@ -236,9 +239,9 @@ func readToken(file string) (string, error) {
 	if file == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(file)
+	b, err := config.ReadFile("web.bearer_token_file", file, config.MaxTokenFileBytes)
 	if err != nil {
-		return "", fmt.Errorf("web.bearer_token_file: %w", err)
+		return "", err
 	}
 	token := strings.TrimSpace(string(b))
 	if token == "" {
@@ -404,6 +407,7 @@ func restartOnly(was, now *config.Config) []string {
 		{"web.listen_address", was.Web.ListenAddress != now.Web.ListenAddress},
 		{"web.config_file", was.Web.ConfigFile != now.Web.ConfigFile},
 		{"web.max_request_bytes", was.Web.MaxRequestBytes != now.Web.MaxRequestBytes},
+		{"web.max_request_bytes_in_flight", was.Web.MaxRequestBytesInFlight != now.Web.MaxRequestBytesInFlight},
 		{"web.max_events_per_request", was.Web.MaxEventsPerRequest != now.Web.MaxEventsPerRequest},
 		{"web.read_header_timeout", was.Web.ReadHeaderTimeout != now.Web.ReadHeaderTimeout},
 		{"web.read_timeout", was.Web.ReadTimeout != now.Web.ReadTimeout},

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -104,5 +105,16 @@ func TestQueueBoundedInBytes(t *testing.T) {
 	}
 	if held+dropped != 1000 || held > 200 || held == 0 {
 		t.Errorf("%v held and %v dropped of 1,000 alerts of about 8 KB in 1 MiB", held, dropped)
+	}
+	// At its byte bound, far below its capacity in alerts, the queue is
+	// full, and readiness says so.
+	resp, err := http.Get("http://" + a.Addr() + "/-/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "queue of "+down.URL+" is full") {
+		t.Errorf("/-/ready with the queue at its byte bound: %d %s", resp.StatusCode, body)
 	}
 }

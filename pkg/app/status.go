@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -86,16 +87,46 @@ func (a *App) translate(ctx context.Context, req translate.Request) (translate.A
 	case stdout.over:
 		return ans, server.ErrTranslateTooLarge
 	case err != nil:
-		msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "falco-am-bridge: ")
-		if msg == "" {
-			msg = err.Error()
-		}
-		return ans, fmt.Errorf("%s", msg)
+		a.logger.Debug("playground translation failed", "err", err, "stderr", stderr.String())
+		return ans, translateFailure(err, stderr.Bytes())
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &ans); err != nil {
 		return ans, fmt.Errorf("translate --api answered no JSON: %w", err)
 	}
 	return ans, nil
+}
+
+// maxTranslateError bounds the error of the child shown in the playground.
+const maxTranslateError = 1 << 10
+
+// translateFailure says in a line why translate --api failed: the error it
+// reported (its one line on standard error, exit status 1), or what
+// stopped it. A Go runtime failure (out of memory, a panic) writes a
+// goroutine dump, which is for the debug log, not for the playground.
+func translateFailure(err error, stderr []byte) error {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("the translation could not be run: %w", err)
+	}
+	if ee.ExitCode() == 1 {
+		line, _, _ := bytes.Cut(stderr, []byte("\n"))
+		if msg, ok := bytes.CutPrefix(line, []byte("falco-am-bridge: ")); ok && len(bytes.TrimSpace(msg)) > 0 {
+			msg = bytes.TrimSpace(msg)
+			if len(msg) > maxTranslateError {
+				msg = append(msg[:maxTranslateError:maxTranslateError], "…"...)
+			}
+			return errors.New(strings.ToValidUTF8(string(msg), "\uFFFD"))
+		}
+	}
+	switch {
+	case bytes.Contains(stderr, []byte("out of memory")):
+		return errors.New("the mapping ran out of memory on this event")
+	case ee.ExitCode() == -1:
+		// Killed: by the CPU time limit, or from outside.
+		return errors.New("the mapping was stopped on this event: it used more CPU time than the playground allows")
+	default:
+		return fmt.Errorf("the translation failed (exit status %d); the bridge's debug log has the details", ee.ExitCode())
+	}
 }
 
 // cappedBuffer keeps the first max bytes written and notes the rest.

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/prometheus/alertmanager/api/v2/models"
 	"github.com/spf13/cobra"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/app"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/config"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	translatepkg "github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
@@ -68,6 +68,10 @@ printed. Events the mapping drops are noted on standard error.`,
 	return cmd
 }
 
+// maxEventInput bounds each input of translate: a replay of a day of
+// events fits, a wrong file (/dev/zero) ends the run at once.
+const maxEventInput = 64 << 20
+
 type input struct {
 	name string
 	data []byte
@@ -78,14 +82,17 @@ type input struct {
 func translate(m *mapping.Mapping, files []string, received time.Time, stdio IO) (bool, error) {
 	var inputs []input
 	if len(files) == 0 {
-		data, err := io.ReadAll(stdio.Stdin)
+		data, err := io.ReadAll(io.LimitReader(stdio.Stdin, maxEventInput+1))
 		if err != nil {
 			return false, fmt.Errorf("reading standard input: %w", err)
+		}
+		if len(data) > maxEventInput {
+			return false, fmt.Errorf("standard input: larger than %d MiB", maxEventInput>>20)
 		}
 		inputs = append(inputs, input{name: "stdin", data: data})
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := config.ReadFile("events", f, maxEventInput)
 		if err != nil {
 			return false, err
 		}

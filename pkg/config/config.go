@@ -27,16 +27,18 @@ type Config struct {
 
 // Web is the HTTP side that Falco talks to.
 type Web struct {
-	ListenAddress       string
-	ConfigFile          string // Prometheus web config: TLS, mTLS, basic auth
-	BearerTokenFile     string
-	MaxRequestBytes     int64
-	MaxEventsPerRequest int
-	ReadHeaderTimeout   time.Duration
-	ReadTimeout         time.Duration
-	WriteTimeout        time.Duration
-	IdleTimeout         time.Duration
-	UI                  bool // status page, playground and their APIs
+	ListenAddress   string
+	ConfigFile      string // Prometheus web config: TLS, mTLS, basic auth
+	BearerTokenFile string
+	MaxRequestBytes int64
+	// MaxRequestBytesInFlight bounds the request bodies in memory at once.
+	MaxRequestBytesInFlight int64
+	MaxEventsPerRequest     int
+	ReadHeaderTimeout       time.Duration
+	ReadTimeout             time.Duration
+	WriteTimeout            time.Duration
+	IdleTimeout             time.Duration
+	UI                      bool // status page, playground and their APIs
 }
 
 // Alertmanager is where alerts go and how.

@@ -132,6 +132,7 @@ func TestErrorsNameKeyAndValue(t *testing.T) {
 		{"int", []string{"--alertmanager.queue-capacity=lots"}, "", []string{`alertmanager.queue_capacity: "lots" is not a whole number`}},
 		{"negative int", []string{"--alertmanager.batch-size=-1"}, "", []string{`alertmanager.batch_size: -1 must be greater than 0`}},
 		{"backoffs", []string{"--alertmanager.min-backoff=10s", "--alertmanager.max-backoff=1s"}, "", []string{"alertmanager.max_backoff: 1s is shorter than alertmanager.min_backoff (10s)"}},
+		{"bodies in flight below one body", []string{"--web.max-request-bytes=8MiB", "--web.max-request-bytes-in-flight=4MiB"}, "", []string{"web.max_request_bytes_in_flight: 4194304 is less than web.max_request_bytes (8388608)"}},
 		{"unknown key", nil, "web:\n  listen_adress: \":1\"\n", []string{`unknown key "web.listen_adress"`}}, //nolint:misspell // the typo is the test
 		{"unknown section", nil, "alertmanagers:\n  urls: []\n", []string{`unknown key "alertmanagers"`}},
 		{"wrong type in file", nil, "alertmanager:\n  batch_size: [1]\n", []string{"alertmanager.batch_size:"}},

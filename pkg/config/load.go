@@ -70,6 +70,12 @@ func options() []option {
 				c.Web.MaxRequestBytes, err = v.bytes()
 				return
 			}},
+		{flag: "web.max-request-bytes-in-flight", key: "web.max_request_bytes_in_flight", typ: "size", def: "64MiB",
+			help: "Most memory all request bodies being read take together; past it requests are answered 503 with Retry-After.",
+			set: func(c *Config, v value) (err error) {
+				c.Web.MaxRequestBytesInFlight, err = v.bytes()
+				return
+			}},
 		{flag: "web.max-events-per-request", key: "web.max_events_per_request", typ: "number", def: "10000",
 			help: "Most events accepted in one request.",
 			set: func(c *Config, v value) (err error) {
@@ -213,7 +219,7 @@ func options() []option {
 				return
 			}},
 		{flag: "sensors.silent-after", key: "sensors.silent_after", typ: "duration", def: "0",
-			help: "Send a FalcoSensorSilent alert for a sensor that sent events and then nothing for this long; 0 turns it off.",
+			help: "Send a FalcoSensorSilent alert for a sensor that sent events and then nothing for this long (one FalcoSensorsSilent for all when more than 10 are); 0 turns it off.",
 			set: func(c *Config, v value) (err error) {
 				c.Sensors.SilentAfter, err = v.duration()
 				return
@@ -308,9 +314,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 	}
 	var raw map[string]any
 	if c.File != "" {
-		data, err := os.ReadFile(c.File)
+		data, err := ReadFile("config file", c.File, MaxConfigFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("reading config file: %w", err)
+			return nil, err
 		}
 		if err := yaml.Unmarshal(data, &raw); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.File, err)
@@ -334,6 +340,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		if err := c.loadHTTPConfig(sub); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", httpConfigKey, err))
 		}
+	}
+	if c.Web.MaxRequestBytesInFlight < c.Web.MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("web.max_request_bytes_in_flight: %d is less than web.max_request_bytes (%d): raise it, or no request of the largest size could be read", c.Web.MaxRequestBytesInFlight, c.Web.MaxRequestBytes))
 	}
 	if c.Alertmanager.MaxBackoff < c.Alertmanager.MinBackoff {
 		errs = append(errs, fmt.Errorf("alertmanager.max_backoff: %s is shorter than alertmanager.min_backoff (%s)", c.Alertmanager.MaxBackoff, c.Alertmanager.MinBackoff))

@@ -391,7 +391,9 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 	// templates see them (.Labels); an annotation is left out at once.
 	labels := make(model.LabelSet, len(m.labels)+len(m.static)+2)
 	emptyLabel := false
-	render := func(dst model.LabelSet, set []compiled, max int, keepEmpty bool) {
+	// A label keeps its empty value for now and is one line; an
+	// annotation may hold several.
+	render := func(dst model.LabelSet, set []compiled, max int, label bool) {
 		for i := range set {
 			c := &set[i]
 			s, err := c.execute(sc, d)
@@ -400,10 +402,10 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 				delete(dst, c.name)
 				continue
 			}
-			switch v := m.clean(s, max); {
+			switch v := m.clean(s, max, !label); {
 			case v != "":
 				dst[c.name] = model.LabelValue(v)
-			case keepEmpty:
+			case label:
 				dst[c.name] = ""
 				emptyLabel = true
 			default:
@@ -413,7 +415,7 @@ func (m *Mapping) Map(ev *falco.Event, received time.Time) Result {
 	}
 	render(labels, m.labels, m.maxLabel, true)
 	for _, s := range m.static {
-		v := m.clean(s.value, m.maxLabel)
+		v := m.clean(s.value, m.maxLabel, false)
 		labels[s.name] = model.LabelValue(v)
 		emptyLabel = emptyLabel || v == ""
 	}
@@ -494,14 +496,63 @@ func (o *override) matches(ev *falco.Event) bool {
 	return true
 }
 
-// clean makes a rendered value safe to send: trimmed, template delimiters
-// neutralised, and cut to max bytes.
-func (m *Mapping) clean(s string, max int) string {
-	s = strings.TrimSpace(s)
+// clean makes a rendered value safe to send: without control characters
+// (but for newlines and tabs when lines is set), trimmed, template
+// delimiters neutralised, and cut to max bytes.
+func (m *Mapping) clean(s string, max int, lines bool) string {
+	s = strings.TrimSpace(stripControl(s, lines))
 	if m.escape {
 		s = EscapeTemplateDelimiters(s)
 	}
 	return Truncate(s, max)
+}
+
+// StripControl removes the control characters (C0, DEL and C1) from s, so
+// that a NUL or a terminal escape sequence an event carries, escaped in its
+// JSON, reaches neither a label value nor the people who read it. A label
+// value is one line: newlines and tabs go too.
+func StripControl(s string) string { return stripControl(s, false) }
+
+// stripControl is StripControl keeping newlines and tabs when lines is set,
+// for annotations, which may hold several lines.
+func stripControl(s string, lines bool) string {
+	i := indexControl(s, lines)
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		if !isControl(r, lines) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// indexControl returns the index of the first control character of s, or
+// -1. Most values have none, and this looks at bytes only.
+func indexControl(s string, lines bool) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			if !lines || (c != '\n' && c != '\t') {
+				return i
+			}
+		case c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f: // U+0080 to U+009F
+			return i
+		}
+	}
+	return -1
+}
+
+func isControl(r rune, lines bool) bool {
+	if lines && (r == '\n' || r == '\t') {
+		return false
+	}
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f)
 }
 
 // EscapeTemplateDelimiters puts a space between every two adjacent braces of

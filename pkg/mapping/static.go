@@ -7,7 +7,7 @@ import "github.com/prometheus/common/model"
 func (m *Mapping) StaticLabels() model.LabelSet {
 	ls := make(model.LabelSet, len(m.static))
 	for _, s := range m.static {
-		if v := m.clean(s.value, m.maxLabel); v != "" {
+		if v := m.clean(s.value, m.maxLabel, false); v != "" {
 			ls[s.name] = model.LabelValue(v)
 		}
 	}

@@ -26,6 +26,21 @@ import (
 // AlertName is the alertname of the alert about a silent sensor.
 const AlertName = "FalcoSensorSilent"
 
+// GroupAlertName is the alertname of the one alert sent instead of one per
+// sensor when more than MaxSilentAlerts sensors are silent at once.
+const GroupAlertName = "FalcoSensorsSilent"
+
+// MaxSilentAlerts is how many sensors at most get a FalcoSensorSilent of
+// their own. A sender can make up hostnames, and a network cut can silence
+// a whole fleet: past this many silent sensors one FalcoSensorsSilent
+// counting them says more to a person than thousands of alerts, and costs
+// Alertmanager one alert.
+const MaxSilentAlerts = 10
+
+// groupHostsShown is how many of the silent hostnames the grouped alert
+// names, those silent longest first.
+const groupHostsShown = 10
+
 // DefaultMaxTracked is how many sensors are tracked unless told otherwise.
 const DefaultMaxTracked = 10000
 
@@ -78,6 +93,10 @@ type Tracker struct {
 	evictLog *ratelog.Sampler
 
 	silentNow prometheus.Gauge
+
+	// groupStart is when the FalcoSensorsSilent alert started, zero when
+	// it is not firing; groupSent is when it was last sent.
+	groupStart, groupSent time.Time
 }
 
 type sensor struct {
@@ -130,6 +149,10 @@ func (t *Tracker) Seen(host string, received time.Time) {
 	el, ok := t.byHost[host]
 	if !ok {
 		if clean := cleanHost(host); clean != host {
+			if clean == "" {
+				t.mu.Unlock()
+				return
+			}
 			host = clean
 			el, ok = t.byHost[host]
 		}
@@ -172,9 +195,10 @@ func (t *Tracker) Seen(host string, received time.Time) {
 	}
 }
 
-// cleanHost makes host a valid, bounded Prometheus label value.
+// cleanHost makes host a valid, bounded Prometheus label value without
+// control characters, as the mapping makes its labels.
 func cleanHost(host string) string {
-	host = strings.ToValidUTF8(host, "\uFFFD")
+	host = mapping.StripControl(strings.ToValidUTF8(host, "\uFFFD"))
 	if len(host) > maxHostnameBytes {
 		cut := maxHostnameBytes
 		for cut > 0 && !utf8.RuneStart(host[cut]) {
@@ -212,7 +236,10 @@ func (t *Tracker) Run(ctx context.Context) {
 
 // Check sends an alert for every sensor quiet for longer than SilentAfter
 // (again every minute while it stays quiet) and a resolving one for every
-// alerted sensor heard from since. Run calls it; tests call it directly.
+// alerted sensor heard from since. When more than MaxSilentAlerts are
+// quiet it sends one FalcoSensorsSilent for them all instead, resolving the
+// alerts of their own, and resolves it once they are few again. Run calls
+// it; tests call it directly.
 func (t *Tracker) Check() {
 	if t.opts.SilentAfter <= 0 {
 		return
@@ -235,30 +262,58 @@ func (t *Tracker) Check() {
 		s.alertStart, s.alertSent, s.resolvedAt = time.Time{}, time.Time{}, time.Time{}
 	}
 	t.spoke = t.spoke[:0]
-	silent := 0
-	// The list is ordered by last contact, so the quiet ones are at the back.
+	// The list is ordered by last contact, so the quiet ones are at the
+	// back, the longest quiet last.
+	var silent []*sensor
 	for el := t.lru.Back(); el != nil; el = el.Prev() {
 		s := el.Value.(*sensor)
 		if now.Sub(s.last) <= t.opts.SilentAfter {
 			break
 		}
-		silent++
-		if !s.alertStart.IsZero() && now.Sub(s.alertSent) < resendInterval {
-			continue
+		silent = append(silent, s)
+	}
+	grouped := len(silent) > MaxSilentAlerts
+	for _, s := range silent {
+		switch {
+		case grouped && !s.alertStart.IsZero():
+			// The grouped alert speaks for it from now on.
+			a := t.alert(s, static, now, true)
+			a.EndsAt, a.Resolve = now, true
+			alerts = append(alerts, a)
+			s.alertStart, s.alertSent = time.Time{}, time.Time{}
+		case grouped:
+		case !s.alertStart.IsZero() && now.Sub(s.alertSent) < resendInterval:
+		default:
+			if s.alertStart.IsZero() {
+				s.alertStart = s.last.Add(t.opts.SilentAfter)
+				newlySilent++
+			}
+			s.alertSent = now
+			a := t.alert(s, static, now, false)
+			a.EndsAt = now.Add(endsAtFactor * resendInterval)
+			alerts = append(alerts, a)
 		}
-		if s.alertStart.IsZero() {
-			s.alertStart = s.last.Add(t.opts.SilentAfter)
-			newlySilent++
+	}
+	switch {
+	case grouped && (t.groupStart.IsZero() || now.Sub(t.groupSent) >= resendInterval):
+		if t.groupStart.IsZero() {
+			t.groupStart = now
+			newlySilent += len(silent)
 		}
-		s.alertSent = now
-		a := t.alert(s, static, now, false)
+		t.groupSent = now
+		a := t.groupAlert(silent, static, now)
 		a.EndsAt = now.Add(endsAtFactor * resendInterval)
 		alerts = append(alerts, a)
+	case !grouped && !t.groupStart.IsZero():
+		a := t.groupAlert(silent, static, now)
+		a.EndsAt, a.Resolve = now, true
+		alerts = append(alerts, a)
+		t.groupStart, t.groupSent = time.Time{}, time.Time{}
 	}
 	t.mu.Unlock()
-	t.silentNow.Set(float64(silent))
+	t.silentNow.Set(float64(len(silent)))
 	if newlySilent > 0 || resolved > 0 {
-		t.logger.Info("Falco sensors silent or speaking again", "newly_silent", newlySilent, "speaking_again", resolved, "silent", silent)
+		t.logger.Info("Falco sensors silent or speaking again", "newly_silent", newlySilent, "speaking_again", resolved, "silent", len(silent), "grouped", grouped)
 	}
 
 	if len(alerts) == 0 {
@@ -266,6 +321,43 @@ func (t *Tracker) Check() {
 	}
 	if _, err := t.sender.SendAlerts(alerts); err != nil {
 		t.logger.Error("queueing FalcoSensorSilent alerts failed", "alerts", len(alerts), "err", err)
+	}
+}
+
+// groupAlert builds the FalcoSensorsSilent alert for the silent sensors,
+// longest quiet first; the caller sets EndsAt.
+func (t *Tracker) groupAlert(silent []*sensor, static model.LabelSet, now time.Time) *alert.Alert {
+	labels := make(model.LabelSet, len(static)+2)
+	for k, v := range static {
+		labels[k] = v
+	}
+	labels[model.AlertNameLabel] = GroupAlertName
+	labels["severity"] = "warning"
+	hosts := make([]string, 0, min(len(silent), groupHostsShown))
+	for _, s := range silent[:min(len(silent), groupHostsShown)] {
+		hosts = append(hosts, mapping.EscapeTemplateDelimiters(s.host))
+	}
+	shown := strings.Join(hosts, ", ")
+	if len(silent) > len(hosts) {
+		shown += fmt.Sprintf(" and %d more", len(silent)-len(hosts))
+	}
+	summary := fmt.Sprintf("%d Falco sensors have sent no event for more than %s", len(silent), model.Duration(t.opts.SilentAfter))
+	description := fmt.Sprintf("More than %d Falco sensors are silent at once, so the bridge sends this one alert "+
+		"instead of a FalcoSensorSilent for each. Silent longest: %s. A network cut, or an outage of what stands "+
+		"between Falco and the bridge, silences many sensors together; "+
+		"falco_am_bridge_sensor_last_event_timestamp_seconds has every one.", MaxSilentAlerts, shown)
+	if len(silent) <= MaxSilentAlerts {
+		summary = fmt.Sprintf("%d Falco sensors are silent now, at most %d", len(silent), MaxSilentAlerts)
+		description = "Few enough Falco sensors are silent again for each to have a FalcoSensorSilent of its own."
+	}
+	return &alert.Alert{
+		Labels: labels,
+		Annotations: model.LabelSet{
+			"summary":        model.LabelValue(summary),
+			"description":    model.LabelValue(description),
+			"silent_sensors": model.LabelValue(fmt.Sprint(len(silent))),
+		},
+		StartsAt: t.groupStart,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 )
 
 // recorder is a Sender that keeps what it is given.
@@ -147,7 +148,7 @@ func TestEvictsLeastRecentlySeen(t *testing.T) {
 func TestHostileHostnames(t *testing.T) {
 	tr, r, c, reg := newTracker(t, Options{SilentAfter: time.Minute})
 	long := strings.Repeat("é", 200) // 400 bytes
-	hosts := []string{"bad\xffutf8", long, "{{ template \"x\" }}", "a\nb\"c<d>&e"}
+	hosts := []string{"bad\xffutf8", long, "{{ template \"x\" }}", "a\nb\"c<d>&e", "nul\x00\x1b[0m"}
 	for _, h := range hosts {
 		tr.Seen(h, t0)
 		tr.Seen(h, t0) // the cleaned name is found again, not added twice
@@ -157,9 +158,17 @@ func TestHostileHostnames(t *testing.T) {
 		t.Errorf("tracked %d hosts, want %d: %v", len(got), len(hosts), got)
 	}
 	for h := range got {
-		if !utf8.ValidString(h) || len(h) > maxHostnameBytes {
-			t.Errorf("exported hostname %q is invalid UTF-8 or longer than %d bytes", h, maxHostnameBytes)
+		if !utf8.ValidString(h) || len(h) > maxHostnameBytes || mapping.StripControl(h) != h {
+			t.Errorf("exported hostname %q is invalid UTF-8, longer than %d bytes or holds control characters", h, maxHostnameBytes)
 		}
+	}
+	if _, ok := got["ab\"c<d>&e"]; !ok {
+		t.Errorf("a\\nb... not tracked as ab...: %v", got)
+	}
+	// Nothing is left of a name of control characters only.
+	tr.Seen("\x00\x07", t0)
+	if n := len(lastEvent(t, reg)); n != len(hosts) {
+		t.Errorf("a hostname of control characters is tracked: %d hosts", n)
 	}
 	c.set(t0.Add(2 * time.Minute))
 	tr.Check()
@@ -356,5 +365,99 @@ func BenchmarkSeen(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		tr.Seen(hosts[i%len(hosts)], now)
+	}
+}
+
+// TestManySilentSensorsOneAlert: 10,000 made-up hostnames that go silent
+// cost one FalcoSensorsSilent, re-sent every minute, not 10,000 alerts a
+// minute. Sensors that had an alert of their own are resolved when the
+// grouped alert takes over, and get theirs again once few are silent.
+func TestManySilentSensorsOneAlert(t *testing.T) {
+	const made = 10000
+	tr, r, c, _ := newTracker(t, Options{
+		MaxTracked: 2 * made, SilentAfter: 5 * time.Minute,
+		StaticLabels: func() model.LabelSet { return model.LabelSet{"cluster": "prod"} },
+	})
+	count := func(alerts []*alert.Alert) (firing, resolving map[model.LabelValue]int) {
+		firing, resolving = map[model.LabelValue]int{}, map[model.LabelValue]int{}
+		for _, a := range alerts {
+			if a.Resolve {
+				resolving[a.Labels["alertname"]]++
+			} else {
+				firing[a.Labels["alertname"]]++
+			}
+		}
+		return firing, resolving
+	}
+
+	// Three real sensors go quiet first: an alert each.
+	for i := range 3 {
+		tr.Seen(fmt.Sprintf("node-%d", i), t0)
+	}
+	c.set(t0.Add(6 * time.Minute))
+	tr.Check()
+	if firing, _ := count(r.take()); firing[AlertName] != 3 || len(firing) != 1 {
+		t.Fatalf("three silent sensors: %v, want 3 %s", firing, AlertName)
+	}
+
+	// A sender makes up 10,000 hostnames, which then say nothing more.
+	start := t0.Add(7 * time.Minute)
+	for i := range made {
+		tr.Seen(fmt.Sprintf("made-up-%d.example", i), start)
+	}
+	total := 0
+	var group *alert.Alert
+	for minute := 0; minute <= 30; minute++ {
+		c.set(start.Add(6*time.Minute + time.Duration(minute)*time.Minute))
+		tr.Check()
+		alerts := r.take()
+		total += len(alerts)
+		firing, resolving := count(alerts)
+		if minute == 0 {
+			// The three alerts of their own give way to the grouped one.
+			if firing[GroupAlertName] != 1 || len(firing) != 1 || resolving[AlertName] != 3 || len(resolving) != 1 {
+				t.Fatalf("when the made-up sensors fall silent: firing %v, resolving %v", firing, resolving)
+			}
+		} else if len(alerts) != 1 || firing[GroupAlertName] != 1 {
+			t.Fatalf("minute %d: firing %v, resolving %v; want the grouped alert once", minute, firing, resolving)
+		}
+		for _, a := range alerts {
+			if a.Labels["alertname"] == GroupAlertName {
+				group = a
+			}
+		}
+	}
+	// 3 resolved, then one a minute.
+	if want := 3 + 31; total != want {
+		t.Errorf("%d alerts in 30 minutes for %d silent sensors, want %d", total, made+3, want)
+	}
+	wantLabels := model.LabelSet{"alertname": GroupAlertName, "severity": "warning", "cluster": "prod"}
+	if !group.Labels.Equal(wantLabels) || group.Annotations["silent_sensors"] != "10003" {
+		t.Errorf("grouped alert: labels %v, silent_sensors %q", group.Labels, group.Annotations["silent_sensors"])
+	}
+	if got := string(group.Annotations["summary"]); got != "10003 Falco sensors have sent no event for more than 5m" {
+		t.Errorf("summary %q", got)
+	}
+	if d := string(group.Annotations["description"]); !strings.Contains(d, "node-0, node-1, node-2, made-up-0.example") || !strings.Contains(d, "and 9993 more") {
+		t.Errorf("description %q", d)
+	}
+	if n := testutil.ToFloat64(tr.silentNow); n != made+3 {
+		t.Errorf("sensors_silent = %v", n)
+	}
+
+	// All but two made-up ones speak again: the grouped alert resolves
+	// and the two left get an alert each.
+	now := c.Now()
+	for i := range 3 {
+		tr.Seen(fmt.Sprintf("node-%d", i), now)
+	}
+	for i := 2; i < made; i++ {
+		tr.Seen(fmt.Sprintf("made-up-%d.example", i), now)
+	}
+	c.set(now.Add(time.Minute))
+	tr.Check()
+	firing, resolving := count(r.take())
+	if resolving[GroupAlertName] != 1 || len(resolving) != 1 || firing[AlertName] != 2 || len(firing) != 1 {
+		t.Fatalf("once few are silent: firing %v, resolving %v", firing, resolving)
 	}
 }

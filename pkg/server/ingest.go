@@ -2,11 +2,8 @@ package server
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/subtle"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -49,17 +46,20 @@ type IngestAnswer struct {
 	Unread *int `json:"unread_from,omitempty"`
 }
 
-const jsonOutputHint = "the body is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true)"
+const jsonOutputHint = "Content-Type text/plain is not JSON: Falco sends text unless json_output is enabled; set json_output: true in falco.yaml (Helm: falco.json_output=true), or send application/json"
 
-func ingest(opts Options, p Pipeline, logger *slog.Logger, invalidLog *ratelog.Sampler) echo.HandlerFunc {
+func ingest(opts Options, p Pipeline, budget *bodyBudget, logger *slog.Logger, invalidLog *ratelog.Sampler) echo.HandlerFunc {
 	// Decoding and mapping are pure CPU: running more of them at once
 	// than there are cores only makes the goroutines that deliver alerts
 	// wait longer for one, so that a flat-out burst outruns delivery.
 	cpu := make(chan struct{}, runtime.GOMAXPROCS(0))
 	return func(c echo.Context) error {
 		received := time.Now()
-		req := c.Request()
-		body, err := readBody(c, opts.MaxRequestBytes)
+		if err := checkJSONType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+			return err
+		}
+		body, release, err := readBody(c, opts.MaxRequestBytes, "web.max_request_bytes", budget)
+		defer release()
 		if err != nil {
 			return err
 		}
@@ -67,10 +67,7 @@ func ingest(opts Options, p Pipeline, logger *slog.Logger, invalidLog *ratelog.S
 			return echo.NewHTTPError(http.StatusBadRequest, "empty body: expected a Falco event as JSON")
 		}
 		if !falco.LooksLikeJSON(body) {
-			if isJSONType(req.Header.Get(echo.HeaderContentType)) {
-				return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object or array")
-			}
-			return echo.NewHTTPError(http.StatusUnsupportedMediaType, jsonOutputHint)
+			return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object or array")
 		}
 
 		cpu <- struct{}{}
@@ -148,61 +145,25 @@ func answer(res *pipeline.Body) IngestAnswer {
 	return ans
 }
 
-func isJSONType(ct string) bool {
+// checkJSONType answers 415 unless the Content-Type is JSON (or
+// newline-delimited JSON). Falco's http_output and falcosidekick send
+// application/json; an HTML form cannot, so a page on another site cannot
+// make a browser post events.
+func checkJSONType(ct string) error {
+	if ct == "" {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "no Content-Type: send the events as application/json")
+	}
 	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "application/x-ndjson" || mt == "application/jsonl"
-}
-
-// readBody reads the request body, gunzipping it when it says so, and
-// answers 413 past limit bytes (before or after decompression).
-func readBody(c echo.Context, limit int64) ([]byte, error) {
-	req := c.Request()
-	var r io.Reader = http.MaxBytesReader(c.Response(), req.Body, limit)
-	switch enc := strings.ToLower(strings.TrimSpace(req.Header.Get(echo.HeaderContentEncoding))); enc {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			if tooLarge(err) {
-				return nil, bodyTooLarge(limit)
-			}
-			return nil, echo.NewHTTPError(http.StatusBadRequest, "the body is not valid gzip: "+err.Error())
-		}
-		defer zr.Close()
-		r = zr
+	switch {
+	case err != nil:
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q cannot be parsed: send application/json", ct))
+	case mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "application/x-ndjson" || mt == "application/jsonl":
+		return nil
+	case mt == "text/plain":
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, jsonOutputHint)
 	default:
-		return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or nothing", enc))
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %s is not JSON: send application/json (or application/x-ndjson)", mt))
 	}
-	// Read one byte past the limit to tell "exactly the limit" from "more",
-	// into a buffer of the announced size when there is one.
-	var buf bytes.Buffer
-	if n := req.ContentLength; n > 0 && n <= limit && req.Header.Get(echo.HeaderContentEncoding) == "" {
-		buf.Grow(int(n) + 1)
-	}
-	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	body := buf.Bytes()
-	if err != nil {
-		if tooLarge(err) {
-			return nil, bodyTooLarge(limit)
-		}
-		return nil, echo.NewHTTPError(http.StatusBadRequest, "reading the body failed: "+err.Error())
-	}
-	if int64(len(body)) > limit {
-		return nil, bodyTooLarge(limit)
-	}
-	return body, nil
-}
-
-func tooLarge(err error) bool {
-	var mbe *http.MaxBytesError
-	return errors.As(err, &mbe)
-}
-
-func bodyTooLarge(limit int64) error {
-	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes (web.max_request_bytes)", limit))
 }
 
 // bearerAuth checks Authorization: Bearer when a token is configured.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -39,6 +41,10 @@ type Accepted struct {
 type Options struct {
 	MaxRequestBytes     int64
 	MaxEventsPerRequest int
+	// MaxBodyBytesInFlight bounds the memory of all request bodies read
+	// at once; past it requests are answered 503. 0 means
+	// DefaultMaxBodyBytesInFlight.
+	MaxBodyBytesInFlight int64
 	// BearerToken, when it returns a non-empty token, must be presented
 	// on the ingest and reload endpoints.
 	BearerToken func() string
@@ -82,12 +88,22 @@ func New(opts Options, deps Deps) http.Handler {
 	// The peer's address, never a header it may have made up.
 	e.IPExtractor = echo.ExtractIPDirect()
 	m := newMetrics(deps.Registry)
+	budget := &bodyBudget{max: opts.MaxBodyBytesInFlight}
+	if budget.max <= 0 {
+		budget.max = DefaultMaxBodyBytesInFlight
+	}
+	if deps.Registry != nil {
+		deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "falco_am_bridge", Name: "http_request_body_bytes",
+			Help: "Memory held by the request bodies being read or handled now; bounded by --web.max-request-bytes-in-flight.",
+		}, func() float64 { return float64(budget.used.Load()) }))
+	}
 	e.HTTPErrorHandler = errorHandler(deps.Logger)
-	e.Use(countRequests(m))
+	e.Use(countRequests(m), sameOrigin)
 
 	auth := bearerAuth(opts.BearerToken)
 	sampler := ratelog.New(10 * time.Second)
-	e.POST("/", ingest(opts, deps.Pipeline, deps.Logger, sampler), auth)
+	e.POST("/", ingest(opts, deps.Pipeline, budget, deps.Logger, sampler), auth)
 	healthy := func(c echo.Context) error { return c.String(http.StatusOK, "falco-am-bridge is Healthy.\n") }
 	e.GET("/-/healthy", healthy)
 	e.HEAD("/-/healthy", healthy)
@@ -100,14 +116,14 @@ func New(opts Options, deps Deps) http.Handler {
 	if deps.Reload != nil {
 		e.POST("/-/reload", reload(deps.Reload), auth)
 	}
-	registerUI(e, deps.UI, opts.BearerToken)
+	registerUI(e, deps.UI, opts.BearerToken, budget)
 	return e
 }
 
 // routeName keeps the handler label of the request counter bounded.
 func routeName(c echo.Context) string {
 	switch p := c.Path(); p {
-	case "/", "/-/healthy", "/-/ready", "/metrics", "/-/reload":
+	case "/", "/-/healthy", "/-/ready", "/metrics", "/-/reload", "/api/v1/translate":
 		return p
 	default:
 		return "other"
@@ -131,6 +147,45 @@ func countRequests(m *metrics) echo.MiddlewareFunc {
 			return err
 		}
 	}
+}
+
+// sameOrigin refuses, with 403, a POST (or any unsafe method) that a
+// browser sends on behalf of a page of another origin, since any web page
+// a user of the bridge opens could otherwise make their browser post to
+// /-/reload or the translate API. Falco, curl and scripts send neither
+// Origin nor Sec-Fetch-Site and pass; so does the playground, which posts
+// to its own origin.
+func sameOrigin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if crossOrigin(c.Request()) {
+			return echo.NewHTTPError(http.StatusForbidden,
+				"cross-origin request refused: a browser may post here only from a page of the bridge's own origin; "+
+					"from elsewhere use a client that is not a browser, or a proxy")
+		}
+		return next(c)
+	}
+}
+
+// crossOrigin says whether r is an unsafe request made by a browser for
+// another origin: its Sec-Fetch-Site is cross-site or same-site, or its
+// Origin (null included) is not the Host it was sent to. Unlike
+// http.CrossOriginProtection, a same-origin Sec-Fetch-Site does not excuse
+// an Origin that disagrees with Host.
+func crossOrigin(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
 }
 
 // errorBody is the JSON of every error answer.

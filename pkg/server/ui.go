@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -65,6 +64,7 @@ type uiHandler struct {
 	pages     *template.Template
 	samples   []sample
 	translate chan struct{}
+	budget    *bodyBudget
 }
 
 type sample struct {
@@ -74,11 +74,11 @@ type sample struct {
 
 // registerUI adds the status page, the playground and their APIs to e,
 // behind auth.
-func registerUI(e *echo.Echo, ui *UI, token func() string) {
+func registerUI(e *echo.Echo, ui *UI, token func() string, budget *bodyBudget) {
 	if ui == nil {
 		return
 	}
-	h := &uiHandler{ui: ui, translate: make(chan struct{}, translateParallel)}
+	h := &uiHandler{ui: ui, translate: make(chan struct{}, translateParallel), budget: budget}
 	h.pages = template.Must(template.New("").Funcs(template.FuncMap{
 		"ts":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"ago":       ago,
@@ -220,13 +220,10 @@ func (h *uiHandler) static(c echo.Context) error {
 }
 
 func (h *uiHandler) translateJSON(c echo.Context) error {
-	r := http.MaxBytesReader(c.Response(), c.Request().Body, translateMaxBytes)
-	body, err := io.ReadAll(r)
+	body, release, err := readBody(c, translateMaxBytes, "the limit of /api/v1/translate", h.budget)
+	defer release()
 	if err != nil {
-		if tooLarge(err) {
-			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", translateMaxBytes))
-		}
-		return echo.NewHTTPError(http.StatusBadRequest, "reading the body failed: "+err.Error())
+		return err
 	}
 	var req translate.Request
 	if err := json.Unmarshal(body, &req); err != nil {
