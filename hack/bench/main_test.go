@@ -134,8 +134,8 @@ func testTemplates(t *testing.T, ts []template) {
 		return fmt.Sprint(ev["hostname"], of["k8s.pod.name"])
 	}
 	for i, tmpl := range ts {
-		a := decode(tmpl.appendEvent(nil, 7, true, stamp))
-		b := decode(tmpl.appendEvent(nil, 8, true, stamp))
+		a := decode(tmpl.appendEvent(nil, 7, true, stamp, ""))
+		b := decode(tmpl.appendEvent(nil, 8, true, stamp, ""))
 		if seq, ok := parseToken(fmt.Sprint(a["output"])); !ok || seq != 7 {
 			t.Errorf("event %d: output %q does not start with the token of 7", i, a["output"])
 		}
@@ -145,8 +145,8 @@ func testTemplates(t *testing.T, ts []template) {
 		if identity(a) == identity(b) {
 			t.Errorf("event %d: events 7 and 8 have the same identity %s", i, identity(a))
 		}
-		s1 := decode(tmpl.appendEvent(nil, 7, false, stamp))
-		s2 := decode(tmpl.appendEvent(nil, 8, false, stamp))
+		s1 := decode(tmpl.appendEvent(nil, 7, false, stamp, ""))
+		s2 := decode(tmpl.appendEvent(nil, 8, false, stamp, ""))
 		if identity(s1) != identity(s2) {
 			t.Errorf("event %d: storm events differ: %s and %s", i, identity(s1), identity(s2))
 		}
