@@ -157,6 +157,7 @@ func (t amTry) perSec() float64 { return perSec(t.Load.Accepted, t.Load.Elapsed)
 // amCeiling is what Alertmanager alone takes: every try, and the best.
 type amCeiling struct {
 	Alerts int
+	Passes int // the best of how many of each try
 	Tries  []amTry
 	Best   amTry
 }
@@ -201,37 +202,54 @@ func wireAlerts(ts []template, n int, now time.Time) ([][]byte, error) {
 }
 
 // runAMCeiling posts the alerts straight to a fresh Alertmanager for every
-// batch size and number of connections.
+// batch size and number of connections, rn.amPasses times over (the
+// machine may be shared), keeping the best pass of each.
 func (rn *runner) runAMCeiling(ctx context.Context, n int) (amCeiling, error) {
-	c := amCeiling{Alerts: n}
+	c := amCeiling{Alerts: n, Passes: rn.amPasses}
 	alerts, err := wireAlerts(rn.templates, n, time.Now())
 	if err != nil {
 		return c, err
 	}
-	fmt.Fprintf(rn.progress, "Alertmanager alone: %s distinct alerts per try, POST /api/v2/alerts\n", thousands(n))
-	for _, batch := range amCeilingBatches {
-		var bodies []body
-		for first := 0; first < len(alerts); first += batch {
-			end := min(first+batch, len(alerts))
-			bodies = append(bodies, body{data: alert.JoinBatch(alerts[first:end]), first: first, n: end - first})
-		}
-		for _, conns := range amCeilingConns {
-			t := rn.amTry(ctx, bodies, batch, conns)
-			if ctx.Err() != nil {
-				return c, ctx.Err()
+	size := 0
+	for _, a := range alerts {
+		size += len(a)
+	}
+	fmt.Fprintf(rn.progress, "Alertmanager alone: %s distinct alerts per try (%d bytes each on average), POST /api/v2/alerts, best of %d\n",
+		thousands(n), size/max(n, 1), rn.amPasses)
+	for pass := range rn.amPasses {
+		i := 0
+		for _, batch := range amCeilingBatches {
+			var bodies []body
+			for first := 0; first < len(alerts); first += batch {
+				end := min(first+batch, len(alerts))
+				bodies = append(bodies, body{data: alert.JoinBatch(alerts[first:end]), first: first, n: end - first})
 			}
-			fmt.Fprintf(rn.progress, "  batch %d × %d: %.0f alerts/s, %d in Alertmanager\n", batch, conns, t.perSec(), t.InAM)
-			if t.Err != "" {
-				fmt.Fprintf(rn.progress, "    failed: %s\n", t.Err)
-			}
-			c.Tries = append(c.Tries, t)
-			if t.Err == "" && t.perSec() > c.Best.perSec() {
-				c.Best = t
+			for _, conns := range amCeilingConns {
+				t := rn.amTry(ctx, bodies, batch, conns)
+				if ctx.Err() != nil {
+					return c, ctx.Err()
+				}
+				fmt.Fprintf(rn.progress, "  pass %d, batch %d × %d: %.0f alerts/s, %d in Alertmanager\n", pass+1, batch, conns, t.perSec(), t.InAM)
+				if t.Err != "" {
+					fmt.Fprintf(rn.progress, "    failed: %s\n", t.Err)
+				}
+				switch {
+				case pass == 0:
+					c.Tries = append(c.Tries, t)
+				case t.Err == "" && (c.Tries[i].Err != "" || t.perSec() > c.Tries[i].perSec()):
+					c.Tries[i] = t
+				}
+				i++
 			}
 		}
 	}
+	for _, t := range c.Tries {
+		if t.Err == "" && t.perSec() > c.Best.perSec() {
+			c.Best = t
+		}
+	}
 	if c.Best.Batch == 0 {
-		return c, errors.New("Alertmanager alone: no try delivered every alert")
+		return c, errors.New("no try delivered every alert")
 	}
 	return c, nil
 }

@@ -141,8 +141,8 @@ var realColumns = []string{
 // table, after what Alertmanager alone takes, then a line per scenario.
 func writeRealTable(w io.Writer, c amCeiling, results []realResult) {
 	if c.Best.Batch > 0 {
-		fmt.Fprintf(w, "Alertmanager alone (%s distinct alerts POSTed to /api/v2/alerts of a fresh Alertmanager per try): best %s alerts/s, batches of %d over %d connection%s.",
-			thousands(c.Alerts), thousands(int(c.Best.perSec())), c.Best.Batch, c.Best.Conns, plural(c.Best.Conns))
+		fmt.Fprintf(w, "Alertmanager alone (%s distinct alerts POSTed to /api/v2/alerts of a fresh Alertmanager per try, best of %d): %s alerts/s, batches of %d over %d connection%s.",
+			thousands(c.Alerts), c.Passes, thousands(int(c.Best.perSec())), c.Best.Batch, c.Best.Conns, plural(c.Best.Conns))
 		tries := make([]string, 0, len(c.Tries))
 		for _, t := range c.Tries {
 			v := thousands(int(t.perSec()))
@@ -198,6 +198,8 @@ func writeRealTable(w io.Writer, c amCeiling, results []realResult) {
 		if r.Scenario.AM == amAfter {
 			fmt.Fprint(w, " Delivered in: from Alertmanager's start.")
 		}
+		fmt.Fprintf(w, " The bridge's queue held at most %.0f MiB (queue_bytes), its Go heap in use at most %.0f MiB.",
+			r.MaxQueue/(1<<20), r.MaxHeap/(1<<20))
 		for _, n := range r.notes() {
 			fmt.Fprintf(w, " %s.", n)
 		}
