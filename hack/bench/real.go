@@ -111,8 +111,9 @@ type realResult struct {
 	// Missing counts the events answered 202 that Alertmanager does not
 	// hold, when the scenario checks them one by one (-1 otherwise).
 	Missing int
-	// Delivery is from the first request (or Alertmanager's start, when it
-	// starts late) to the bridge's last delivery; 0 if nothing arrived.
+	// Delivery is from the first request (or from starting Alertmanager,
+	// when it starts late) to the bridge's last delivery; 0 if nothing
+	// arrived.
 	Delivery time.Duration
 	Dropped  map[string]float64 // falco_am_bridge_alertmanager_alerts_dropped_total by reason
 	PeakRSS  int64              // the bridge's VmHWM; after a kill, the higher of both processes
@@ -141,6 +142,7 @@ func (r realResult) deliveredPerSec() float64 {
 // runs: what it has delivered and when that last changed, what it has left
 // to send, and the most disk its durable queue took.
 type bridgeWatch struct {
+	url         string
 	mu          sync.Mutex
 	sent        float64
 	sentAt      time.Time // when sent last changed
@@ -154,27 +156,13 @@ type bridgeWatch struct {
 
 func watchBridge(ctx context.Context, metricsURL string) *bridgeWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &bridgeWatch{outstanding: -1, stop: cancel, done: make(chan struct{})}
+	w := &bridgeWatch{url: metricsURL, outstanding: -1, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			m, err := scrape(ctx, metricsURL)
-			at := time.Now()
-			w.mu.Lock()
-			if err != nil {
-				w.outstanding = -1
-			} else {
-				if sent := m.sum("falco_am_bridge_alertmanager_alerts_sent_total"); sent != w.sent {
-					w.sent, w.sentAt = sent, at
-				}
-				w.outstanding = m.sum("falco_am_bridge_alertmanager_queue_length") + m.sum("falco_am_bridge_alertmanager_spool_backlog")
-				w.maxDisk = max(w.maxDisk, m.sum("falco_am_bridge_storage_bytes"))
-				w.maxQueue = max(w.maxQueue, m.sum("falco_am_bridge_alertmanager_queue_bytes"))
-				w.maxHeap = max(w.maxHeap, m.sum("go_memstats_heap_inuse_bytes"))
-			}
-			w.mu.Unlock()
+			w.poll(ctx)
 			select {
 			case <-ctx.Done():
 				return
@@ -183,6 +171,25 @@ func watchBridge(ctx context.Context, metricsURL string) *bridgeWatch {
 		}
 	}()
 	return w
+}
+
+// poll scrapes the bridge once.
+func (w *bridgeWatch) poll(ctx context.Context) {
+	m, err := scrape(ctx, w.url)
+	at := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.outstanding = -1
+		return
+	}
+	if sent := m.sum("falco_am_bridge_alertmanager_alerts_sent_total"); sent != w.sent {
+		w.sent, w.sentAt = sent, at
+	}
+	w.outstanding = m.sum("falco_am_bridge_alertmanager_queue_length") + m.sum("falco_am_bridge_alertmanager_spool_backlog")
+	w.maxDisk = max(w.maxDisk, m.sum("falco_am_bridge_storage_bytes"))
+	w.maxQueue = max(w.maxQueue, m.sum("falco_am_bridge_alertmanager_queue_bytes"))
+	w.maxHeap = max(w.maxHeap, m.sum("go_memstats_heap_inuse_bytes"))
 }
 
 // Close stops the scraping.
@@ -307,6 +314,10 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 		return res, err
 	}
 	defer func() {
+		if sc.AM == amNever {
+			p.Kill() // a SIGTERM would only wait for the drain timeout
+			return
+		}
 		if stopErr := p.Stop(); stopErr != nil && err == nil {
 			err = fmt.Errorf("bridge: %w\noutput:\n%s", stopErr, p.Output())
 		}
@@ -343,10 +354,19 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 	from := start
 	switch sc.AM {
 	case amAfter:
-		if am, err = startRealAM(ctx, rn.amBin, amAddr); err != nil {
-			return res, err
+		// The bridge has been sending to amAddr all along, so Alertmanager
+		// must have that one; an outgoing connection of this machine may
+		// hold the port for a moment.
+		for try := 0; ; try++ {
+			from = time.Now()
+			if am, err = startRealAM(ctx, rn.amBin, amAddr); err == nil {
+				break
+			}
+			if try == 9 || ctx.Err() != nil {
+				return res, err
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		from = time.Now()
 	case amNever:
 		// What the queue holds once the load is over is what it keeps.
 		select {
@@ -356,6 +376,7 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 	}
 	if am != nil {
 		res.InAM, res.Complete = rn.waitAM(ctx, am, w, res.Load.Accepted)
+		w.poll(ctx) // the last delivery may be newer than the last scrape
 		if last := w.lastSent(); last.After(from) {
 			res.Delivery = last.Sub(from)
 		}
