@@ -71,11 +71,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var (
 		bridge     = fs.String("bridge", os.Getenv("BRIDGE_BIN"), "falco-am-bridge binary (default $BRIDGE_BIN, else bin/falco-am-bridge of this repository)")
-		amBin      = fs.String("alertmanager", os.Getenv("ALERTMANAGER_BIN"), "Alertmanager binary of the real-Alertmanager scenarios (default $ALERTMANAGER_BIN, else bin/tools/alertmanager of this repository, which `make tools` installs)")
+		amBin      = fs.String("alertmanager", os.Getenv("ALERTMANAGER_BIN"), "Alertmanager binary of the real-Alertmanager scenarios (default $ALERTMANAGER_BIN, else bin/tools/alertmanager of this repository, which make tools installs)")
 		bridgeArgs stringList
 		names      = fs.String("scenarios", "", "comma-separated standard scenarios to run, fake- or real-Alertmanager (default all; see -list)")
-		withFake   = fs.Bool("fake", true, "run the fake-Alertmanager scenarios (when -scenarios does not name any)")
-		withReal   = fs.Bool("real", true, "run the real-Alertmanager scenarios and Alertmanager alone (when -scenarios does not name any)")
+		withFake   = fs.Bool("fake", true, "run the fake-Alertmanager scenarios (unless -scenarios or -scenario say which to run)")
+		withReal   = fs.Bool("real", true, "run the real-Alertmanager scenarios and Alertmanager alone (unless -scenarios or -scenario say which to run)")
 		custom     stringList
 		scale      = fs.Float64("scale", 1, "multiply every scenario's event count by this")
 		quick      = fs.Bool("quick", false, "a smoke test: -scale 0.02")

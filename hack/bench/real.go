@@ -120,7 +120,6 @@ type realResult struct {
 	MaxDisk  float64            // falco_am_bridge_storage_bytes, the most seen
 	MaxQueue float64            // falco_am_bridge_alertmanager_queue_bytes, the most seen
 	MaxHeap  float64            // go_memstats_heap_inuse_bytes of the bridge, the most seen
-	ToolCPU  time.Duration      // this program's, during the load
 }
 
 func (r realResult) dropped() float64 {
@@ -327,7 +326,6 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 
 	l := realBodies(rn.templates, sc, time.Now())
 	l.url = url + "/"
-	self0, _ := cpuTime(os.Getpid())
 	start := time.Now()
 	if sc.Kill > 0 {
 		done := make(chan loadResult, 1)
@@ -348,8 +346,6 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 	} else {
 		res.Load = l.run(ctx)
 	}
-	self1, _ := cpuTime(os.Getpid())
-	res.ToolCPU = self1 - self0
 
 	from := start
 	switch sc.AM {
