@@ -80,13 +80,14 @@ BENCH_COUNT ?= 3
 BENCH_FLAGS ?=
 
 # The Go micro-benchmarks, then the load scenarios against the built binary,
-# which print one table (the README's Performance section).
-bench: build
+# in front of a fake Alertmanager and the real one, which print a table each
+# (the README's Performance section).
+bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./pkg/...
 	$(MAKE) --no-print-directory bench-load
 
-bench-load: build
-	$(GO) run ./hack/bench -bridge $(BIN)/falco-am-bridge $(BENCH_FLAGS)
+bench-load: build tools
+	$(GO) run ./hack/bench -bridge $(BIN)/falco-am-bridge -alertmanager $(TOOLS)/alertmanager $(BENCH_FLAGS)
 
 lint: $(TOOLS)/golangci-lint
 	$(GO) vet ./...

@@ -26,6 +26,7 @@ const (
 	seqMark  = "@@BENCH_SEQ@@"
 	idMark   = "@@BENCH_ID@@"
 	timeMark = "@@BENCH_TIME@@"
+	padMark  = "@@BENCH_PAD@@" // after the token, where an event is padded to a size
 )
 
 // Where the events come from, relative to the repository root: the shared
@@ -128,7 +129,7 @@ func newTemplate(raw []byte) (template, error) {
 	_ = json.Unmarshal(ev[key("output")], &output)
 	_ = json.Unmarshal(ev[key("hostname")], &hostname)
 	set := func(k, v string) { ev[k] = marshal(v) }
-	set(key("output"), tokenPrefix+seqMark+" "+output)
+	set(key("output"), tokenPrefix+seqMark+" "+padMark+output)
 	set(key("time"), timeMark)
 
 	identity := false
@@ -170,7 +171,7 @@ func splitMarks(s string) []string {
 	var parts []string
 	for {
 		at, mark := -1, ""
-		for _, m := range []string{seqMark, idMark, timeMark} {
+		for _, m := range []string{seqMark, idMark, timeMark, padMark} {
 			if i := strings.Index(s, m); i >= 0 && (at < 0 || i < at) {
 				at, mark = i, m
 			}
@@ -184,8 +185,9 @@ func splitMarks(s string) []string {
 }
 
 // appendEvent appends the event with sequence number seq. In a storm every
-// event keeps the template's identity, so all of them are one alert.
-func (t template) appendEvent(b []byte, seq int, distinct bool, ts string) []byte {
+// event keeps the template's identity, so all of them are one alert. pad,
+// usually empty, goes into the output after the token.
+func (t template) appendEvent(b []byte, seq int, distinct bool, ts, pad string) []byte {
 	for _, p := range t.parts {
 		switch p {
 		case seqMark:
@@ -198,6 +200,8 @@ func (t template) appendEvent(b []byte, seq int, distinct bool, ts string) []byt
 			}
 		case timeMark:
 			b = append(b, ts...)
+		case padMark:
+			b = append(b, pad...)
 		default:
 			b = append(b, p...)
 		}
@@ -233,7 +237,7 @@ func buildBodies(ts []template, sc scenario, now time.Time) ([]body, error) {
 			if !sc.Storm {
 				t = ts[seq%len(ts)]
 			}
-			b = t.appendEvent(b, seq, !sc.Storm, stamp)
+			b = t.appendEvent(b, seq, !sc.Storm, stamp, "")
 		}
 		if sc.Batch > 1 {
 			b = append(b, ']')

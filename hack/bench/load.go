@@ -16,10 +16,17 @@ import (
 type load struct {
 	url    string
 	bodies []body
-	conns  int
-	rate   float64 // events per second; 0 = as fast as answered
-	gzip   bool
-	clock  *clock // stamped with each event's send time; nil = not stamped
+	// requests and make, when make is set, stand for bodies: body i is
+	// made when it is sent, for loads too big to hold in memory.
+	requests int
+	make     func(i int) body
+	conns    int
+	rate     float64 // events per second; 0 = as fast as answered
+	gzip     bool
+	clock    *clock // stamped with each event's send time; nil = not stamped
+	// answered, when not nil, has a place per body, set when it is
+	// answered 2xx.
+	answered []bool
 }
 
 // loadResult is what the senders saw.
@@ -69,10 +76,15 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 	res := loadResult{Statuses: map[int]int{}}
 	for ctx.Err() == nil {
 		i := int(next.Add(1)) - 1
-		if i >= len(l.bodies) {
-			break
+		var b body
+		switch {
+		case l.make != nil && i < l.requests:
+			b = l.make(i)
+		case l.make == nil && i < len(l.bodies):
+			b = l.bodies[i]
+		default:
+			return res
 		}
-		b := l.bodies[i]
 		if l.rate > 0 {
 			due := start.Add(time.Duration(float64(b.first) / l.rate * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
@@ -113,6 +125,9 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 		res.Statuses[resp.StatusCode]++
 		if resp.StatusCode/100 == 2 {
 			res.Accepted += b.n
+			if l.answered != nil {
+				l.answered[i] = true
+			}
 		} else if res.FirstErr == "" {
 			res.FirstErr = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(msg))
 		}

@@ -9,7 +9,17 @@
 // Alertmanager finds each event by the sequence number its output starts
 // with (the description annotation of the shipped mapping) and measures the
 // time from sending to arrival. CPU (utime+stime) and peak RSS (VmHWM) of
-// both servers come from /proc. `make bench` builds the bridge and runs it.
+// both servers come from /proc.
+//
+// Then, unless -real=false, the same bridge goes in front of the real
+// Alertmanager binary (-alertmanager). First this program posts batches of
+// distinct alerts, encoded as the bridge encodes them, straight to a fresh
+// Alertmanager for several batch sizes and connections: the best is the
+// ceiling. The scenarios after it (a burst in memory and durable, an
+// Alertmanager that starts late, a bridge killed mid-burst, events too big
+// for the memory queue) count what arrived from Alertmanager's own
+// alertmanager_alerts gauge, so every event is a distinct alert, and print
+// a second table. `make bench` builds both binaries and runs it.
 package main
 
 import (
@@ -19,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -60,14 +71,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var (
 		bridge     = fs.String("bridge", os.Getenv("BRIDGE_BIN"), "falco-am-bridge binary (default $BRIDGE_BIN, else bin/falco-am-bridge of this repository)")
+		amBin      = fs.String("alertmanager", os.Getenv("ALERTMANAGER_BIN"), "Alertmanager binary of the real-Alertmanager scenarios (default $ALERTMANAGER_BIN, else bin/tools/alertmanager of this repository, which make tools installs)")
 		bridgeArgs stringList
-		names      = fs.String("scenarios", "", "comma-separated standard scenarios to run (default all; see -list)")
+		names      = fs.String("scenarios", "", "comma-separated standard scenarios to run, fake- or real-Alertmanager (default all; see -list)")
+		withFake   = fs.Bool("fake", true, "run the fake-Alertmanager scenarios (unless -scenarios or -scenario say which to run)")
+		withReal   = fs.Bool("real", true, "run the real-Alertmanager scenarios and Alertmanager alone (unless -scenarios or -scenario say which to run)")
 		custom     stringList
 		scale      = fs.Float64("scale", 1, "multiply every scenario's event count by this")
 		quick      = fs.Bool("quick", false, "a smoke test: -scale 0.02")
 		events     = fs.String("events", "", "Falco events, JSON lines or a glob of JSON files (default ../shared/falco-events/real-events.jsonl, else pkg/mapping/testdata/events/*.json)")
-		repeat     = fs.Int("runs", 1, "run each scenario this many times and report the run of median ratio to the ceiling (the machine may be shared)")
+		repeat     = fs.Int("runs", 1, "run each fake-Alertmanager scenario this many times and report the run of median ratio to the ceiling (the machine may be shared)")
 		wait       = fs.Duration("wait", time.Minute, "how long delivery may go on after the last request")
+		amWait     = fs.Duration("am-wait", 3*time.Minute, "the same, in the real-Alertmanager scenarios (from Alertmanager's start when it starts late)")
+		amPasses   = fs.Int("am-passes", 2, "measure Alertmanager alone this many times over every batch size and connections, keeping the best of each")
 		list       = fs.Bool("list", false, "print the standard scenarios and exit")
 	)
 	fs.Var(&bridgeArgs, "bridge.flag", "a flag for the bridge, e.g. -bridge.flag=--storage.path=/tmp/q (repeatable)")
@@ -80,7 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *list {
 		for _, s := range scenarios {
-			fmt.Fprintf(stdout, "%-8s %s\n", s.Name, s.describe())
+			fmt.Fprintf(stdout, "%-12s fake Alertmanager: %s\n", s.Name, s.describe())
+		}
+		for _, s := range realScenarios {
+			fmt.Fprintf(stdout, "%-12s real Alertmanager: %s\n", s.Name, s.describe())
 		}
 		return nil
 	}
@@ -90,24 +109,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *repeat < 1 {
 		return fmt.Errorf("-runs %d: must be 1 or more", *repeat)
 	}
+	if *amPasses < 1 {
+		return fmt.Errorf("-am-passes %d: must be 1 or more", *amPasses)
+	}
 	if *scale <= 0 {
 		return fmt.Errorf("-scale %g: must be more than 0", *scale)
 	}
 
 	var picked []scenario
-	if *names != "" || len(custom) == 0 {
-		want := scenarios
-		if *names != "" {
-			want = nil
-			for n := range strings.SplitSeq(*names, ",") {
-				i := indexScenario(n)
-				if i < 0 {
-					return fmt.Errorf("-scenarios: no scenario %q (see -list)", n)
-				}
-				want = append(want, scenarios[i])
+	var pickedReal []realScenario
+	switch {
+	case *names != "":
+		for n := range strings.SplitSeq(*names, ",") {
+			if i := indexScenario(n); i >= 0 {
+				picked = append(picked, scenarios[i])
+			} else if i := indexRealScenario(n); i >= 0 {
+				pickedReal = append(pickedReal, realScenarios[i])
+			} else {
+				return fmt.Errorf("-scenarios: no scenario %q (see -list)", n)
 			}
 		}
-		picked = append(picked, want...)
+	case len(custom) == 0:
+		if *withFake {
+			picked = scenarios
+		}
+		if *withReal {
+			pickedReal = realScenarios
+		}
 	}
 	for _, spec := range custom {
 		sc, err := parseScenario(spec)
@@ -131,6 +159,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(*bridge); err != nil {
 		return fmt.Errorf("bridge binary: %w (run `make build`, or pass -bridge)", err)
 	}
+	if len(pickedReal) > 0 {
+		if *amBin == "" {
+			root, err := repoRoot(wd)
+			if err != nil {
+				return err
+			}
+			*amBin = filepath.Join(root, "bin", "tools", "alertmanager")
+		}
+		if _, err := os.Stat(*amBin); err != nil {
+			return fmt.Errorf("alertmanager binary: %w (run `make tools`, pass -alertmanager, or leave the real-Alertmanager scenarios out with -real=false)", err)
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -140,8 +180,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rn := &runner{
-		bridge: *bridge, bridgeArgs: bridgeArgs, self: self, templates: ts,
-		wait: *wait, settle: time.Second, verifyEvery: 32, progress: stderr,
+		bridge: *bridge, bridgeArgs: bridgeArgs, self: self, templates: ts, amBin: *amBin,
+		wait: *wait, amWait: *amWait, amPasses: *amPasses, settle: time.Second, verifyEvery: 32, progress: stderr,
 	}
 
 	if root, err := repoRoot(wd); err == nil {
@@ -169,8 +209,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			results = append(results, median(runs))
 		}
 	}
-	writeTable(stdout, results)
+	if len(picked) > 0 {
+		if len(pickedReal) > 0 {
+			fmt.Fprint(stdout, "fake Alertmanager (inside this program)\n\n")
+		}
+		writeTable(stdout, results)
+	}
+	if len(pickedReal) > 0 && ctx.Err() == nil {
+		if len(picked) > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintf(stdout, "real Alertmanager (%s)\n\n", amVersion(*amBin))
+		c, realResults, err := rn.runRealAll(ctx, pickedReal, *scale)
+		failed = append(failed, err)
+		writeRealTable(stdout, c, realResults)
+	}
 	return errors.Join(failed...)
+}
+
+// runRealAll measures Alertmanager alone, then runs the real-Alertmanager
+// scenarios; a scenario that fails leaves a row out, not the others.
+func (rn *runner) runRealAll(ctx context.Context, picked []realScenario, scale float64) (amCeiling, []realResult, error) {
+	var c amCeiling
+	if slices.ContainsFunc(picked, func(sc realScenario) bool { return sc.AM != amNever }) {
+		var err error
+		if c, err = rn.runAMCeiling(ctx, max(1, int(math.Round(amCeilingAlerts*scale)))); err != nil {
+			return c, nil, fmt.Errorf("Alertmanager alone: %w", err)
+		}
+	}
+	var results []realResult
+	var failed []error
+	for _, sc := range picked {
+		r, err := rn.runReal(ctx, sc.scaled(scale))
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", sc.Name, err))
+			continue
+		}
+		results = append(results, r)
+	}
+	return c, results, errors.Join(failed...)
 }
 
 // median is the run whose ratio to the ceiling is the median, with the

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,188 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// TestRealScenarios runs every real-Alertmanager scenario, small, against
+// the real bridge and Alertmanager, and checks that the counts add up. It
+// asserts no timing and no memory figure.
+func TestRealScenarios(t *testing.T) {
+	bin := harness.Binary(t, "BRIDGE_BIN")
+	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
+	rn := &runner{
+		bridge: bin, amBin: amBin, templates: templates(t, ""),
+		amWait: time.Minute, amPasses: 1, settle: time.Second, progress: t.Output(),
+	}
+	var results []realResult
+	for _, sc := range realScenarios {
+		sc = sc.scaled(0.01)
+		t.Run(sc.Name, func(t *testing.T) {
+			r, err := rn.runReal(t.Context(), sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			results = append(results, r)
+			if sc.Kill == 0 && (r.Load.Events != sc.Events || r.Load.Accepted != sc.Events) {
+				t.Errorf("load: %s; want all %d events answered 202", r.Load, sc.Events)
+			}
+			if r.PeakRSS <= 0 {
+				t.Errorf("peak RSS %d", r.PeakRSS)
+			}
+			switch {
+			case sc.AM == amNever:
+				if r.InAM != -1 || r.Delivery != 0 {
+					t.Errorf("Alertmanager never started, yet %d alerts in it, delivered in %s", r.InAM, r.Delivery)
+				}
+			case sc.Kill > 0:
+				if r.Missing != 0 || r.InAM < r.Load.Accepted {
+					t.Errorf("%d answered 202, %d in Alertmanager, %d of them missing", r.Load.Accepted, r.InAM, r.Missing)
+				}
+			default:
+				if got := r.InAM + int(r.dropped()); got != sc.Events || !r.Complete && r.dropped() == 0 {
+					t.Errorf("%d in Alertmanager + %v dropped = %d, want %d (complete %v)", r.InAM, r.dropped(), got, sc.Events, r.Complete)
+				}
+				if r.InAM > 0 && r.Delivery <= 0 {
+					t.Errorf("%d alerts delivered in %s", r.InAM, r.Delivery)
+				}
+			}
+			if sc.Durable && sc.AM != amNever && r.MaxDisk <= 0 {
+				t.Errorf("durable queue, yet at most %v bytes on disk", r.MaxDisk)
+			}
+		})
+	}
+	var table bytes.Buffer
+	writeRealTable(&table, amCeiling{}, results)
+	for _, r := range results {
+		if !strings.Contains(table.String(), "\n| "+r.Scenario.Name+" | "+thousands(r.Scenario.Events)+" | ") {
+			t.Errorf("table has no row for %s:\n%s", r.Scenario.Name, table.String())
+		}
+	}
+}
+
+// TestAMCeiling measures Alertmanager alone, small, and checks that every
+// try put every alert into Alertmanager.
+func TestAMCeiling(t *testing.T) {
+	amBin := harness.Binary(t, "ALERTMANAGER_BIN")
+	rn := &runner{amBin: amBin, templates: templates(t, ""), amPasses: 2, progress: t.Output()}
+	c, err := rn.runAMCeiling(t.Context(), 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tries) != len(amCeilingBatches)*len(amCeilingConns) {
+		t.Errorf("%d tries, want %d", len(c.Tries), len(amCeilingBatches)*len(amCeilingConns))
+	}
+	for _, tr := range c.Tries {
+		if tr.Err != "" || tr.InAM != 300 || tr.Load.Accepted != 300 {
+			t.Errorf("batch %d × %d: %s, %d in Alertmanager, %s", tr.Batch, tr.Conns, tr.Load, tr.InAM, tr.Err)
+		}
+	}
+	if c.Best.perSec() <= 0 {
+		t.Errorf("best %+v", c.Best)
+	}
+	var table bytes.Buffer
+	writeRealTable(&table, c, nil)
+	if !strings.Contains(table.String(), "Alertmanager alone (300 distinct alerts") {
+		t.Errorf("no line for Alertmanager alone:\n%s", table.String())
+	}
+}
+
+// TestWireAlerts checks that the alerts of Alertmanager alone, like the
+// bridge's, have a distinct label set per event, which Alertmanager's count
+// relies on.
+func TestWireAlerts(t *testing.T) {
+	ts := templates(t, "")
+	alerts, err := wireAlerts(ts, 3*len(ts), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range alerts {
+		var got struct {
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+		}
+		if err := json.Unmarshal(a, &got); err != nil {
+			t.Fatalf("alert %d: %v", i, err)
+		}
+		if seq, ok := parseToken(got.Annotations["description"]); !ok || seq != i {
+			t.Errorf("alert %d: description %q", i, got.Annotations["description"])
+		}
+		if len(got.Labels) == 0 {
+			t.Errorf("alert %d has no labels", i)
+		}
+	}
+	// A storm is one alert: wireAlerts must refuse what Alertmanager would
+	// count once.
+	storm := make([]template, 2)
+	for i := range storm {
+		storm[i] = template{parts: slices.DeleteFunc(slices.Clone(ts[0].parts), func(p string) bool { return p == idMark })}
+	}
+	if _, err := wireAlerts(storm, 2, time.Now()); err == nil || !strings.Contains(err.Error(), "map to the same labels") {
+		t.Errorf("two events of one alert: error %v", err)
+	}
+}
+
+func TestRealBodies(t *testing.T) {
+	ts := templates(t, "")
+	for _, sc := range []realScenario{
+		{Name: "arrays", Events: 25, Batch: 10},
+		{Name: "single", Events: 3, Batch: 1},
+		{Name: "padded", Events: 7, Batch: 3, Size: 5000},
+	} {
+		t.Run(sc.Name, func(t *testing.T) {
+			l := realBodies(ts, sc, time.Now())
+			if len(l.answered) != sc.requests() {
+				t.Errorf("%d places for answers, want %d", len(l.answered), sc.requests())
+			}
+			next := 0
+			for i := range sc.requests() {
+				var b body
+				if sc.Size > 0 {
+					if l.make == nil || l.requests != sc.requests() || l.bodies != nil {
+						t.Fatal("padded events: bodies made up front")
+					}
+					b = l.make(i)
+				} else {
+					b = l.bodies[i]
+				}
+				var events []map[string]any
+				var err error
+				if sc.Batch > 1 {
+					err = json.Unmarshal(b.data, &events)
+				} else {
+					events = make([]map[string]any, 1)
+					err = json.Unmarshal(b.data, &events[0])
+				}
+				if err != nil {
+					t.Fatalf("body %d: %v", i, err)
+				}
+				if b.first != next || b.n != len(events) {
+					t.Fatalf("body %d from %d with %d events, want from %d with %d", i, b.first, b.n, next, len(events))
+				}
+				for j, ev := range events {
+					if seq, _ := parseToken(fmt.Sprint(ev["output"])); seq != next+j {
+						t.Errorf("event %d has token %d", next+j, seq)
+					}
+					if sc.Size > 0 {
+						raw, _ := json.Marshal(ev)
+						if n := len(raw); n < sc.Size*9/10 || n > sc.Size*11/10 {
+							t.Errorf("event %d: %d bytes, want about %d", next+j, n, sc.Size)
+						}
+					}
+				}
+				next += b.n
+			}
+			if next != sc.Events {
+				t.Errorf("%d events, want %d", next, sc.Events)
+			}
+		})
+	}
+}
+
+func TestRealScaled(t *testing.T) {
+	sc := realScenario{Name: "x", Events: 60_000, Batch: 100, Kill: 2 * time.Second}.scaled(0.02)
+	if sc.Events != 1200 || sc.Kill != 40*time.Millisecond {
+		t.Errorf("scaled: %d events, kill at %s; want 1200, 40ms", sc.Events, sc.Kill)
+	}
+}
+
 func TestTemplates(t *testing.T) {
 	t.Run("default", func(t *testing.T) { testTemplates(t, templates(t, "")) })
 	// The fallback when ../shared is missing.
@@ -134,8 +317,8 @@ func testTemplates(t *testing.T, ts []template) {
 		return fmt.Sprint(ev["hostname"], of["k8s.pod.name"])
 	}
 	for i, tmpl := range ts {
-		a := decode(tmpl.appendEvent(nil, 7, true, stamp))
-		b := decode(tmpl.appendEvent(nil, 8, true, stamp))
+		a := decode(tmpl.appendEvent(nil, 7, true, stamp, ""))
+		b := decode(tmpl.appendEvent(nil, 8, true, stamp, ""))
 		if seq, ok := parseToken(fmt.Sprint(a["output"])); !ok || seq != 7 {
 			t.Errorf("event %d: output %q does not start with the token of 7", i, a["output"])
 		}
@@ -145,8 +328,8 @@ func testTemplates(t *testing.T, ts []template) {
 		if identity(a) == identity(b) {
 			t.Errorf("event %d: events 7 and 8 have the same identity %s", i, identity(a))
 		}
-		s1 := decode(tmpl.appendEvent(nil, 7, false, stamp))
-		s2 := decode(tmpl.appendEvent(nil, 8, false, stamp))
+		s1 := decode(tmpl.appendEvent(nil, 7, false, stamp, ""))
+		s2 := decode(tmpl.appendEvent(nil, 8, false, stamp, ""))
 		if identity(s1) != identity(s2) {
 			t.Errorf("event %d: storm events differ: %s and %s", i, identity(s1), identity(s2))
 		}

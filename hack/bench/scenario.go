@@ -221,7 +221,10 @@ type runner struct {
 	bridgeArgs []string // more flags for it
 	self       string   // this program's executable, started as the ceiling
 	templates  []template
+	amBin      string        // the Alertmanager binary of the real-Alertmanager scenarios
 	wait       time.Duration // how long delivery may take after the load
+	amWait     time.Duration // the same, in the real-Alertmanager scenarios
+	amPasses   int           // how many times Alertmanager alone is measured
 	settle     time.Duration // quiet time with empty queues that ends the wait early
 	// verifyEvery: the fake Alertmanager decodes one request in this many
 	// in full (all of them would cost it more CPU than the bridge spends).

@@ -1,0 +1,452 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/falco-am-bridge/falco-am-bridge/hack/harness"
+)
+
+// amWhen says when a real-Alertmanager scenario starts Alertmanager.
+type amWhen int
+
+const (
+	amFirst amWhen = iota // before the load
+	amAfter               // when the load is over
+	amNever               // never: the bridge sends to a closed port
+)
+
+// realScenario is a load on the bridge in front of the real Alertmanager
+// binary. Every event is a distinct alert, so that Alertmanager's own
+// count of the alerts it holds says how many arrived.
+type realScenario struct {
+	Name    string
+	Events  int
+	Batch   int     // events per request
+	Conns   int     // keep-alive connections posting in parallel
+	Rate    float64 // events per second over all connections; 0 = flat out
+	Durable bool    // --storage.path, a fresh directory
+	AM      amWhen
+	// Kill, when set, SIGKILLs the bridge this long into the load; it is
+	// started again on the same storage once the load is over.
+	Kill time.Duration
+	Size int // each event padded to about this many bytes; 0 = as it is
+}
+
+// realScenarios run after the fake-Alertmanager ones, in this order.
+var realScenarios = []realScenario{
+	{Name: "real-burst", Events: 100_000, Batch: 100, Conns: 8},
+	{Name: "real-durable", Events: 100_000, Batch: 100, Conns: 8, Durable: true},
+	{Name: "real-late", Events: 45_000, Batch: 1, Conns: 4, Rate: 1500, Durable: true, AM: amAfter},
+	{Name: "real-crash", Events: 60_000, Batch: 100, Conns: 8, Durable: true, Kill: 2 * time.Second},
+	{Name: "real-big", Events: 20_000, Batch: 10, Conns: 8, Size: 60_000, AM: amNever},
+}
+
+func indexRealScenario(name string) int {
+	for i, s := range realScenarios {
+		if s.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// scaled is the scenario with its event count and its time to the kill
+// multiplied by f.
+func (s realScenario) scaled(f float64) realScenario {
+	s.Events = max(1, int(math.Round(float64(s.Events)*f)))
+	s.Kill = time.Duration(float64(s.Kill) * f)
+	return s
+}
+
+func (s realScenario) requests() int { return (s.Events + s.Batch - 1) / s.Batch }
+
+// describe says in words what the scenario does.
+func (s realScenario) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s distinct events", thousands(s.Events))
+	if s.Size > 0 {
+		fmt.Fprintf(&b, " of about %s bytes", thousands(s.Size))
+	}
+	if s.Batch > 1 {
+		fmt.Fprintf(&b, ", arrays of %d", s.Batch)
+	} else {
+		b.WriteString(", one per POST")
+	}
+	fmt.Fprintf(&b, ", %d connection%s", s.Conns, plural(s.Conns))
+	if s.Rate > 0 {
+		fmt.Fprintf(&b, ", %s events/s", thousands(int(s.Rate)))
+	} else {
+		b.WriteString(", flat out")
+	}
+	if s.Durable {
+		b.WriteString(", durable queue (--storage.path)")
+	} else {
+		b.WriteString(", memory queue")
+	}
+	switch s.AM {
+	case amAfter:
+		b.WriteString(", Alertmanager started when the last event is answered")
+	case amNever:
+		b.WriteString(", Alertmanager never started (the bridge sends to a closed port)")
+	}
+	if s.Kill > 0 {
+		fmt.Fprintf(&b, ", the bridge SIGKILLed %s into the load and started again on the same storage when it is over", s.Kill)
+	}
+	return b.String()
+}
+
+// realResult is what one real-Alertmanager scenario measured.
+type realResult struct {
+	Scenario realScenario
+	Load     loadResult
+	InAM     int  // alerts Alertmanager holds at the end; -1: it never ran
+	Complete bool // it holds at least as many as events were answered 202
+	// Missing counts the events answered 202 that Alertmanager does not
+	// hold, when the scenario checks them one by one (-1 otherwise).
+	Missing int
+	// Delivery is from the first request (or from starting Alertmanager,
+	// when it starts late) to the bridge's last delivery; 0 if nothing
+	// arrived.
+	Delivery time.Duration
+	Dropped  map[string]float64 // falco_am_bridge_alertmanager_alerts_dropped_total by reason
+	PeakRSS  int64              // the bridge's VmHWM; after a kill, the higher of both processes
+	MaxDisk  float64            // falco_am_bridge_storage_bytes, the most seen
+	MaxQueue float64            // falco_am_bridge_alertmanager_queue_bytes, the most seen
+	MaxHeap  float64            // go_memstats_heap_inuse_bytes of the bridge, the most seen
+}
+
+func (r realResult) dropped() float64 {
+	n := 0.0
+	for _, v := range r.Dropped {
+		n += v
+	}
+	return n
+}
+
+func (r realResult) deliveredPerSec() float64 {
+	if r.InAM < 0 {
+		return 0
+	}
+	return perSec(r.InAM, r.Delivery)
+}
+
+// bridgeWatch scrapes the bridge's /metrics every 100 ms while a scenario
+// runs: what it has delivered and when that last changed, what it has left
+// to send, and the most disk its durable queue took.
+type bridgeWatch struct {
+	url         string
+	mu          sync.Mutex
+	sent        float64
+	sentAt      time.Time // when sent last changed
+	outstanding float64   // queue_length + spool_backlog; -1 when the last scrape failed
+	maxDisk     float64
+	maxQueue    float64 // queue_bytes
+	maxHeap     float64 // go_memstats_heap_inuse_bytes
+	stop        context.CancelFunc
+	done        chan struct{}
+}
+
+func watchBridge(ctx context.Context, metricsURL string) *bridgeWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &bridgeWatch{url: metricsURL, outstanding: -1, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			w.poll(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+// poll scrapes the bridge once.
+func (w *bridgeWatch) poll(ctx context.Context) {
+	m, err := scrape(ctx, w.url)
+	at := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.outstanding = -1
+		return
+	}
+	if sent := m.sum("falco_am_bridge_alertmanager_alerts_sent_total"); sent != w.sent {
+		w.sent, w.sentAt = sent, at
+	}
+	w.outstanding = m.sum("falco_am_bridge_alertmanager_queue_length") + m.sum("falco_am_bridge_alertmanager_spool_backlog")
+	w.maxDisk = max(w.maxDisk, m.sum("falco_am_bridge_storage_bytes"))
+	w.maxQueue = max(w.maxQueue, m.sum("falco_am_bridge_alertmanager_queue_bytes"))
+	w.maxHeap = max(w.maxHeap, m.sum("go_memstats_heap_inuse_bytes"))
+}
+
+// Close stops the scraping.
+func (w *bridgeWatch) Close() {
+	w.stop()
+	<-w.done
+}
+
+func (w *bridgeWatch) idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.outstanding == 0
+}
+
+func (w *bridgeWatch) lastSent() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sentAt
+}
+
+// peaks are the most disk, queue bytes and Go heap in use seen.
+func (w *bridgeWatch) peaks() (disk, queue, heap float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.maxDisk, w.maxQueue, w.maxHeap
+}
+
+// realBodies are the requests of a scenario: made up front, or, for
+// padded events, each when it is sent (a scenario of them would not fit in
+// memory).
+func realBodies(ts []template, sc realScenario, now time.Time) load {
+	stamp := now.UTC().Format("2006-01-02T15:04:05.000000000Z")
+	pad := strings.Repeat("padding ", sc.Size/8+1)
+	make1 := func(i int) body {
+		first := i * sc.Batch
+		n := min(sc.Batch, sc.Events-first)
+		var b []byte
+		if sc.Batch > 1 {
+			b = append(b, '[')
+		}
+		for seq := first; seq < first+n; seq++ {
+			if seq > first {
+				b = append(b, ',')
+			}
+			t := ts[seq%len(ts)]
+			p := ""
+			if sc.Size > 0 {
+				at := len(b)
+				b = t.appendEvent(b, seq, true, stamp, "")
+				p = pad[:max(0, min(len(pad), sc.Size-(len(b)-at)))]
+				b = b[:at]
+			}
+			b = t.appendEvent(b, seq, true, stamp, p)
+		}
+		if sc.Batch > 1 {
+			b = append(b, ']')
+		}
+		return body{data: b, first: first, n: n}
+	}
+	l := load{conns: sc.Conns, rate: sc.Rate, answered: make([]bool, sc.requests())}
+	if sc.Size > 0 {
+		l.requests, l.make = sc.requests(), make1
+		return l
+	}
+	for i := range sc.requests() {
+		l.bodies = append(l.bodies, make1(i))
+	}
+	return l
+}
+
+// runReal runs one scenario: Alertmanager (unless it starts late or never),
+// a fresh bridge sending to it, the load, then the wait for delivery.
+func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult, err error) {
+	res = realResult{Scenario: sc, InAM: -1, Missing: -1}
+	fmt.Fprintf(rn.progress, "%s: %s\n", sc.Name, sc.describe())
+	amAddr, err := harness.FreeAddr()
+	if err != nil {
+		return res, err
+	}
+	var am *realAM
+	defer func() {
+		if am != nil {
+			am.Close()
+		}
+	}()
+	if sc.AM == amFirst {
+		if am, err = startRealAM(ctx, rn.amBin, amAddr); err != nil {
+			return res, err
+		}
+	}
+	addr, err := harness.FreeAddr()
+	if err != nil {
+		return res, err
+	}
+	args := []string{"serve", "--web.listen-address=" + addr, "--alertmanager.url=http://" + amAddr}
+	if sc.Durable {
+		dir, err := os.MkdirTemp("", "falco-am-bridge-bench-spool-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(dir)
+		args = append(args, "--storage.path="+dir)
+	}
+	args = append(args, rn.bridgeArgs...)
+	url := "http://" + addr
+	var p *harness.Process
+	startBridge := func() error {
+		started, err := harness.Start(exec.Command(rn.bridge, args...))
+		if err != nil {
+			return err
+		}
+		p = started
+		if err := rn.ready(ctx, p, url+"/-/ready"); err != nil {
+			return fmt.Errorf("%w\nbridge output:\n%s", err, p.Output())
+		}
+		return nil
+	}
+	if err := startBridge(); err != nil {
+		if p != nil {
+			p.Kill()
+		}
+		return res, err
+	}
+	defer func() {
+		if sc.AM == amNever {
+			p.Kill() // a SIGTERM would only wait for the drain timeout
+			return
+		}
+		if stopErr := p.Stop(); stopErr != nil && err == nil {
+			err = fmt.Errorf("bridge: %w\noutput:\n%s", stopErr, p.Output())
+		}
+	}()
+	w := watchBridge(ctx, url+"/metrics")
+	defer w.Close()
+
+	l := realBodies(rn.templates, sc, time.Now())
+	l.url = url + "/"
+	start := time.Now()
+	if sc.Kill > 0 {
+		done := make(chan loadResult, 1)
+		go func() { done <- l.run(ctx) }()
+		select {
+		case <-time.After(sc.Kill):
+		case <-ctx.Done():
+		}
+		if res.PeakRSS, err = peakRSS(p.Pid()); err != nil {
+			return res, err
+		}
+		p.Kill()
+		res.Load = <-done
+		fmt.Fprintf(rn.progress, "  killed at %s; %s events answered 202 of %s\n", sc.Kill, thousands(res.Load.Accepted), thousands(res.Load.Events))
+		if err := startBridge(); err != nil {
+			return res, fmt.Errorf("restart: %w", err)
+		}
+	} else {
+		res.Load = l.run(ctx)
+	}
+
+	from := start
+	switch sc.AM {
+	case amAfter:
+		// The bridge has been sending to amAddr all along, so Alertmanager
+		// must have that one; an outgoing connection of this machine may
+		// hold the port for a moment.
+		for try := 0; ; try++ {
+			from = time.Now()
+			if am, err = startRealAM(ctx, rn.amBin, amAddr); err == nil {
+				break
+			}
+			if try == 9 || ctx.Err() != nil {
+				return res, err
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	case amNever:
+		// What the queue holds once the load is over is what it keeps.
+		select {
+		case <-time.After(rn.settle):
+		case <-ctx.Done():
+		}
+	}
+	if am != nil {
+		res.InAM, res.Complete = rn.waitAM(ctx, am, w, res.Load.Accepted)
+		w.poll(ctx) // the last delivery may be newer than the last scrape
+		if last := w.lastSent(); last.After(from) {
+			res.Delivery = last.Sub(from)
+		}
+		if sc.Kill > 0 {
+			seen, err := am.seqs(ctx, sc.Events)
+			if err != nil {
+				return res, err
+			}
+			res.Missing = 0
+			for i, ok := range l.answered {
+				for seq := i * sc.Batch; ok && seq < min((i+1)*sc.Batch, sc.Events); seq++ {
+					if !seen[seq] {
+						res.Missing++
+					}
+				}
+			}
+		}
+	}
+	rss, err := peakRSS(p.Pid())
+	if err != nil {
+		return res, err
+	}
+	res.PeakRSS = max(res.PeakRSS, rss)
+	m, err := scrape(ctx, url+"/metrics")
+	if err != nil {
+		return res, err
+	}
+	res.Dropped = m.by("falco_am_bridge_alertmanager_alerts_dropped_total", "reason")
+	w.Close()
+	res.MaxDisk, res.MaxQueue, res.MaxHeap = w.peaks()
+	in := "-"
+	if res.InAM >= 0 {
+		in = thousands(res.InAM)
+	}
+	fmt.Fprintf(rn.progress, "  %s answered 202, %s in Alertmanager, %s dropped, delivered in %s, peak RSS %.0f MiB\n",
+		thousands(res.Load.Accepted), in, thousands(int(res.dropped())), res.Delivery.Round(time.Millisecond), float64(res.PeakRSS)/(1<<20))
+	return res, ctx.Err()
+}
+
+// waitAM waits until Alertmanager holds want alerts; or the bridge has
+// nothing left to send and Alertmanager's count has stopped growing (some
+// were dropped); or rn.amWait is over. It returns the last count and
+// whether it reached want. Alertmanager's /metrics walks every alert it
+// holds, for a second or more at 100,000 alerts, so it is read only when
+// the bridge's own (cheap) metrics say it is idle, and every 5 s besides:
+// reading it more often would slow down the delivery it measures.
+func (rn *runner) waitAM(ctx context.Context, am *realAM, w *bridgeWatch, want int) (int, bool) {
+	deadline := time.Now().Add(rn.amWait)
+	last, grewAt, readAt := -1, time.Now(), time.Time{}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		idle := w.idle()
+		if idle || time.Since(readAt) >= 5*time.Second {
+			n, err := am.alerts(ctx)
+			readAt = time.Now()
+			if err == nil {
+				if n >= want {
+					return n, true
+				}
+				if n != last {
+					last, grewAt = n, readAt
+				} else if idle && time.Since(grewAt) >= rn.settle {
+					return n, false
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return last, false
+		}
+		select {
+		case <-ctx.Done():
+			return last, false
+		case <-tick.C:
+		}
+	}
+}
