@@ -72,6 +72,9 @@ type Options struct {
 	// --config.file, as at start) on every reload. Nil keeps the
 	// configuration given to New and reloads only the files it names.
 	LoadConfig func() (*config.Config, error)
+	// MemoryLimitFrom says where the Go memory limit in effect comes from
+	// (the command line sets it), for the status page.
+	MemoryLimitFrom string
 }
 
 // New builds everything that can fail and starts listening, so that Addr
@@ -93,6 +96,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	)
 	a.metrics = newMetrics(a.registry)
 	a.initUI()
+	a.ui.memoryLimitFrom = opts.MemoryLimitFrom
 
 	st, amOpts, err := build(cfg)
 	if err != nil {

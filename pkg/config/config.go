@@ -26,6 +26,7 @@ type Config struct {
 	Storage      Storage
 	Sensors      Sensors
 	Log          Log
+	Runtime      Runtime
 }
 
 // Web is the HTTP side that Falco talks to.
@@ -103,6 +104,13 @@ type Sensors struct {
 type Log struct {
 	Level  string `reload:"restart"`
 	Format string `reload:"restart"`
+}
+
+// Runtime is the Go runtime's settings.
+type Runtime struct {
+	// MemoryLimit is the Go soft memory limit in bytes; 0 leaves it to
+	// GOMEMLIMIT or, without it, to the cgroup's memory limit.
+	MemoryLimit int64 `reload:"restart"`
 }
 
 // ParseTarget parses one alertmanager.urls entry.
