@@ -1,6 +1,7 @@
 # falco-am-bridge. `make demo` shows it working end to end; `make test` is
-# what CI runs (.ci/run). Everything the tests need is installed here, into
-# bin/tools, with `go install` from the Go module proxy.
+# what CI runs (.ci/run). Everything the tests need is installed here: Go
+# tools into bin/tools with `go install` from the Go module proxy, and
+# chromium, promtool and PyYAML from Debian packages (hack/deb-tools).
 
 GO        ?= go
 PKG       := github.com/falco-am-bridge/falco-am-bridge
@@ -24,15 +25,19 @@ LDFLAGS  := -s -w \
 # How long each fuzz target runs in `make test` (and `make fuzz`).
 FUZZTIME ?= 30s
 
-# Debian's chromium drives the status page and the playground in the
-# browser tests; .ci/run installs it (apt-get install chromium).
+# From Debian packages, installed by `make deb-tools` when missing:
+# chromium drives the status page and the playground in the browser tests,
+# promtool (package prometheus) checks the alerting rules, and python3 with
+# PyYAML (python3-yaml) reads the shipped YAML as YAML 1.1 readers do.
 CHROMIUM ?= /usr/bin/chromium
+PROMTOOL ?= /usr/bin/promtool
+PYTHON   ?= /usr/bin/python3
 
 # The end-to-end tests find the real binaries through these.
 TEST_ENV := ALERTMANAGER_BIN=$(TOOLS)/alertmanager AMTOOL_BIN=$(TOOLS)/amtool \
-	BRIDGE_BIN=$(BIN)/falco-am-bridge CHROMIUM_BIN=$(CHROMIUM) E2E_REQUIRED=1
+	BRIDGE_BIN=$(BIN)/falco-am-bridge CHROMIUM_BIN=$(CHROMIUM) PYTHON_BIN=$(PYTHON) E2E_REQUIRED=1
 
-.PHONY: all build test unit fuzz bench bench-load lint demo tools screenshots clean
+.PHONY: all build test unit fuzz bench bench-load lint demo tools deb-tools screenshots clean
 
 all: build
 
@@ -49,6 +54,9 @@ $(TOOLS)/.alertmanager-$(ALERTMANAGER_VERSION):
 	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/alertmanager/cmd/amtool@$(ALERTMANAGER_VERSION)
 	@touch $@
 
+deb-tools:
+	@CHROMIUM=$(CHROMIUM) PROMTOOL=$(PROMTOOL) PYTHON=$(PYTHON) hack/deb-tools
+
 $(TOOLS)/golangci-lint: $(TOOLS)/.golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 $(TOOLS)/.golangci-lint-$(GOLANGCI_LINT_VERSION):
@@ -58,7 +66,7 @@ $(TOOLS)/.golangci-lint-$(GOLANGCI_LINT_VERSION):
 
 # Unit, in-process, end-to-end (real Alertmanager) tests with the race
 # detector, then every fuzz target for FUZZTIME on its checked-in corpus.
-test: build tools
+test: deb-tools build tools
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-deploy
@@ -98,7 +106,7 @@ demo: build tools
 
 # The browser test again, saving its screenshots of the status page and the
 # playground into docs/ (the README shows them).
-screenshots: build tools
+screenshots: deb-tools build tools
 	$(TEST_ENV) UI_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestUIInBrowser$$' ./hack/e2e
 
 clean:
@@ -111,8 +119,6 @@ KUSTOMIZE_VERSION := v5.7.1
 IMAGE_PLATFORMS   := linux/amd64 linux/arm64
 IMAGE_ARCHIVE     := $(BIN)/falco-am-bridge-image.tar
 IMAGE_SOURCE      := https://github.com/falco-am-bridge/falco-am-bridge
-# promtool comes from Debian's prometheus package (.ci/run installs it).
-PROMTOOL          ?= $(shell command -v promtool 2>/dev/null)
 
 .PHONY: image deploy-tools test-deploy tidy-all
 
@@ -152,7 +158,7 @@ $(TOOLS)/.kustomize-$(KUSTOMIZE_VERSION):
 # The image archive, the Helm chart, the kustomize overlays, the alerting
 # rules and the dashboard, checked for real (their own Go modules keep the
 # Kubernetes and registry libraries out of the bridge's go.mod).
-test-deploy: build tools image deploy-tools
+test-deploy: deb-tools build tools image deploy-tools
 	$(GO) -C hack/image vet ./...
 	IMAGE_ARCHIVE=$(IMAGE_ARCHIVE) IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) E2E_REQUIRED=1 \
 		$(GO) -C hack/image test -count=1 ./...

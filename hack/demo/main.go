@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/falco-am-bridge/falco-am-bridge/hack/capture/capture"
 	"github.com/falco-am-bridge/falco-am-bridge/hack/harness"
@@ -169,10 +172,14 @@ func (d *demo) run(ctx context.Context) (code int) {
 	d.printf("\nBridge metrics (%s/metrics):\n", bridge.URL)
 	d.metrics(bridge.URL)
 	d.status(bridge.URL)
-	if hold() {
-		d.printf("\nDone in %s. The demo keeps running until Ctrl-C: look at what the bridge did on its status page.\n", time.Since(started).Round(time.Second))
+	if hold(os.Stdin) {
+		until := "Ctrl-C"
+		if term.IsTerminal(int(os.Stdin.Fd())) {
+			until = "you press Enter (or Ctrl-C)"
+		}
+		d.printf("\nDone in %s. The demo keeps running until %s: look at what the bridge did on its status page.\n", time.Since(started).Round(time.Second), until)
 		d.printf("\nStatus page: %s/   (mapping playground: %s/playground, JSON: %s/api/v1/status)\n", bridge.URL, bridge.URL, bridge.URL)
-		<-ctx.Done()
+		await(ctx, os.Stdin)
 		return 0
 	}
 	d.printf("\nDone in %s; stopping Alertmanager, the bridge and the capture server (DEMO_HOLD=1 keeps them running).\n", time.Since(started).Round(time.Second))
@@ -193,14 +200,29 @@ func bridgeAddr() string {
 }
 
 // hold says whether the demo keeps running at the end: when asked
-// (DEMO_HOLD=1) or when a person watches it (standard input is a
-// terminal).
-func hold() bool {
+// (DEMO_HOLD=1) or when a person watches it (stdin is a terminal). Stdin
+// from /dev/null, a pipe or a file, as in CI, is no one watching: /dev/null
+// is a character device too, so only a terminal's ioctl tells them apart.
+func hold(stdin *os.File) bool {
 	if v := os.Getenv("DEMO_HOLD"); v != "" {
 		return v == "1" || v == "true"
 	}
-	fi, err := os.Stdin.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(stdin.Fd()))
+}
+
+// await returns when ctx ends or, when stdin is a terminal, at Enter.
+func await(ctx context.Context, stdin *os.File) {
+	enter := make(chan struct{})
+	if term.IsTerminal(int(stdin.Fd())) {
+		go func() {
+			_, _ = bufio.NewReader(stdin).ReadString('\n')
+			close(enter)
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case <-enter:
+	}
 }
 
 // status prints what the status page shows, from GET /api/v1/status.

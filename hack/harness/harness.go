@@ -40,7 +40,7 @@ func Binary(t TB, env string) string {
 	if path == "" {
 		problem = fmt.Sprintf("%s is not set; run `make test`, which installs the binary and sets it", env)
 	} else if fi, err := os.Stat(path); err != nil {
-		problem = fmt.Sprintf("%s=%s: %v; run `make test`, which installs the binary", env, path, err)
+		problem = fmt.Sprintf("%s=%s: %v; %s", env, path, err, installHint(env))
 	} else if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
 		problem = fmt.Sprintf("%s=%s is not an executable file", env, path)
 	}
@@ -53,6 +53,25 @@ func Binary(t TB, env string) string {
 	}
 	t.Skipf("%s", problem)
 	return ""
+}
+
+// installHint says which make target installs the binary that env names;
+// `make test` runs each of them first.
+func installHint(env string) string {
+	target := map[string]string{
+		"ALERTMANAGER_BIN": "`make tools`",
+		"AMTOOL_BIN":       "`make tools`",
+		"BRIDGE_BIN":       "`make build`",
+		"CHROMIUM_BIN":     "`make deb-tools` (apt-get install chromium)",
+		"PROMTOOL_BIN":     "`make deb-tools` (apt-get install prometheus)",
+		"PYTHON_BIN":       "`make deb-tools` (apt-get install python3-yaml)",
+		"HELM_BIN":         "`make deploy-tools`",
+		"KUSTOMIZE_BIN":    "`make deploy-tools`",
+	}[env]
+	if target == "" {
+		return "run `make test`, which installs the binary"
+	}
+	return "run " + target + ", or `make test`, which runs it"
 }
 
 // FreeAddr returns a loopback address ("127.0.0.1:port") whose port was free

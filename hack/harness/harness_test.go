@@ -159,22 +159,28 @@ func TestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name, value, required string
-		wantPath              string
-		wantSkip, wantFail    string
+		name, env, value, required string
+		wantPath                   string
+		wantSkip, wantFail         string
 	}{
 		{name: "found", value: exe, wantPath: exe},
 		{name: "unset", wantSkip: "HARNESS_TEST_BIN is not set; run `make test`"},
 		{name: "unset required", required: "1", wantFail: "HARNESS_TEST_BIN is not set; run `make test`, which installs the binary and sets it (E2E_REQUIRED=1)"},
 		{name: "missing file", value: "/nonexistent/amtool", wantSkip: "no such file or directory"},
 		{name: "not executable", value: notExec, required: "1", wantFail: "is not an executable file"},
+		{name: "missing chromium", env: "CHROMIUM_BIN", value: "/nonexistent/chromium", required: "1",
+			wantFail: "CHROMIUM_BIN=/nonexistent/chromium: stat /nonexistent/chromium: no such file or directory; run `make deb-tools` (apt-get install chromium), or `make test`, which runs it (E2E_REQUIRED=1)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("HARNESS_TEST_BIN", tt.value)
+			env := tt.env
+			if env == "" {
+				env = "HARNESS_TEST_BIN"
+			}
+			t.Setenv(env, tt.value)
 			t.Setenv(harness.E2ERequiredEnv, tt.required)
 			f := &fakeTB{}
-			got := harness.Binary(f, "HARNESS_TEST_BIN")
+			got := harness.Binary(f, env)
 			if got != tt.wantPath {
 				t.Errorf("path = %q, want %q", got, tt.wantPath)
 			}

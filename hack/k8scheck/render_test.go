@@ -90,6 +90,7 @@ func TestHelmChart(t *testing.T) {
 				args = append(args, operatorAPIs...)
 			}
 			out := run(t, helm, append([]string{"template", release, chartDir, "--namespace", namespace}, args...)...)
+			sameInYAML11(t, out)
 			objs := decode(t, out)
 			checkAll(t, objs, m.want)
 		})
@@ -141,6 +142,7 @@ func TestKustomizeOverlays(t *testing.T) {
 	for _, o := range overlays {
 		t.Run(o.name, func(t *testing.T) {
 			out := run(t, kustomize, "build", repo+"/examples/kubernetes/"+o.name)
+			sameInYAML11(t, out)
 			objs := decode(t, out)
 			checkAll(t, objs, o.want)
 			sameAsChart(t, chart, objs)
@@ -718,6 +720,20 @@ func checkRoute(t *testing.T, o Object, r *monitoringv1alpha1.Route, receivers m
 			continue
 		}
 		checkRoute(t, o, &child, receivers)
+	}
+}
+
+// sameInYAML11: the rendered manifests mean the same to a YAML 1.1 reader
+// (PyYAML; Kubernetes reads YAML 1.1 too) as to yaml.v3, so a template
+// leaves no value that only quoting keeps from being a boolean or an error.
+func sameInYAML11(t *testing.T, rendered []byte) {
+	t.Helper()
+	diffs, err := harness.YAMLDifferences(context.Background(), harness.Binary(t, "PYTHON_BIN"), rendered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("rendered manifests: %s (quote the value)", d)
 	}
 }
 

@@ -73,6 +73,9 @@ type Options struct {
 	// --config.file, as at start) on every reload. Nil keeps the
 	// configuration given to New and reloads only the files it names.
 	LoadConfig func() (*config.Config, error)
+	// MemoryLimitFrom says where the Go memory limit in effect comes from
+	// (the command line sets it), for the status page.
+	MemoryLimitFrom string
 }
 
 // New builds everything that can fail and starts listening, so that Addr
@@ -94,6 +97,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	)
 	a.metrics = newMetrics(a.registry)
 	a.initUI()
+	a.ui.memoryLimitFrom = opts.MemoryLimitFrom
 
 	st, amOpts, err := build(cfg)
 	if err != nil {
@@ -378,8 +382,9 @@ func (a *App) reload() error {
 		a.logger.Error("reload failed; keeping the running configuration", "err", err)
 		return err
 	}
-	if changed := restartOnly(a.cfg, cfg); len(changed) > 0 {
-		a.logger.Warn("reload: these settings changed but take effect only at the next start", "keys", strings.Join(changed, ","))
+	// Against the configuration at start, which these still come from.
+	for _, key := range config.RestartOnly(a.cfg, cfg) {
+		a.logger.Warn("configuration change needs a restart", "key", key)
 	}
 	a.state.Store(st)
 	a.manager.SetOptions(amOpts)
@@ -393,37 +398,6 @@ func (a *App) reload() error {
 	a.metrics.reloadTime.SetToCurrentTime()
 	a.logger.Info("configuration reloaded", "mapping", st.mapping.Name(), "alertmanagers", strings.Join(cfg.Alertmanager.URLs, ","))
 	return nil
-}
-
-// restartOnly lists the settings that differ between was and now and that
-// a reload does not apply: the listener, the durable queue, logging and
-// the server's limits are set up once.
-func restartOnly(was, now *config.Config) []string {
-	var out []string
-	for _, c := range []struct {
-		key     string
-		changed bool
-	}{
-		{"web.listen_address", was.Web.ListenAddress != now.Web.ListenAddress},
-		{"web.config_file", was.Web.ConfigFile != now.Web.ConfigFile},
-		{"web.max_request_bytes", was.Web.MaxRequestBytes != now.Web.MaxRequestBytes},
-		{"web.max_request_bytes_in_flight", was.Web.MaxRequestBytesInFlight != now.Web.MaxRequestBytesInFlight},
-		{"web.max_events_per_request", was.Web.MaxEventsPerRequest != now.Web.MaxEventsPerRequest},
-		{"web.read_header_timeout", was.Web.ReadHeaderTimeout != now.Web.ReadHeaderTimeout},
-		{"web.read_timeout", was.Web.ReadTimeout != now.Web.ReadTimeout},
-		{"web.write_timeout", was.Web.WriteTimeout != now.Web.WriteTimeout},
-		{"web.idle_timeout", was.Web.IdleTimeout != now.Web.IdleTimeout},
-		{"storage.path", was.Storage.Path != now.Storage.Path},
-		{"storage.fsync_interval", was.Storage.FsyncInterval != now.Storage.FsyncInterval},
-		{"storage.max_bytes", was.Storage.MaxBytes != now.Storage.MaxBytes},
-		{"log.level", was.Log.Level != now.Log.Level},
-		{"log.format", was.Log.Format != now.Log.Format},
-	} {
-		if c.changed {
-			out = append(out, c.key)
-		}
-	}
-	return out
 }
 
 func (a *App) ready() error { return a.manager.Ready() }

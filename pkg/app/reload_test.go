@@ -1,7 +1,9 @@
 package app
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -205,6 +207,74 @@ func TestReloadConfigFile(t *testing.T) {
 		t.Fatalf("send after a failed reload: %d", code)
 	}
 	waitFor(t, "delivery after a failed reload", func() bool { return len(second.alerts()) == 2 })
+}
+
+// TestReloadRestartOnly: a reload that changes settings built once at start
+// (web.ui, sensors.silent_after) logs, for each, that it needs a restart,
+// and the running bridge goes on as it was started; changed back, they
+// need nothing.
+func TestReloadRestartOnly(t *testing.T) {
+	am := newFakeAM(t)
+	cfgFile := filepath.Join(t.TempDir(), "bridge.yaml")
+	write := func(ui, silentAfter string) {
+		t.Helper()
+		content := "web:\n  ui: " + ui + "\nsensors:\n  silent_after: " + silentAfter + "\nalertmanager:\n  urls: [" + am.URL + "]\n"
+		if err := os.WriteFile(cfgFile, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("true", "10m")
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	config.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--web.listen-address=127.0.0.1:0", "--config.file=" + cfgFile}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a, err := NewWithOptions(cfg, slog.New(slog.NewTextHandler(&logs, nil)), Options{LoadConfig: func() (*config.Config, error) { return config.Load(fs) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+
+	write("false", "20m")
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"web.ui", "sensors.silent_after"} {
+		if want := `level=WARN msg="configuration change needs a restart" key=` + key + "\n"; !strings.Contains(logs.String(), want) {
+			t.Errorf("the log has no %q:\n%s", want, logs.String())
+		}
+	}
+	resp, err := http.Get("http://" + a.Addr() + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/v1/status after the reload = %d, want 200: web.ui applies at the next start", resp.StatusCode)
+	}
+
+	// Back to what the bridge runs with: nothing to warn about.
+	write("true", "10m")
+	before := len(logs.String())
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if after := logs.String()[before:]; strings.Contains(after, "needs a restart") {
+		t.Errorf("a reload back to the running settings warns:\n%s", after)
+	}
 }
 
 // metricWith returns the value of the series of name whose label has value.

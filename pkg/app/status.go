@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +29,8 @@ type uiState struct {
 	recent  *status.Recent
 	started time.Time
 	exe     string // this binary, for translate --api
+	// memoryLimitFrom: where the Go memory limit comes from.
+	memoryLimitFrom string
 
 	mu         sync.Mutex
 	loaded     time.Time // of the running mapping
@@ -163,6 +168,14 @@ func (a *App) status() (status.Status, error) {
 	s := status.Status{
 		Version: version.Version, Revision: version.GetRevision(),
 		Started: a.ui.started, UptimeSeconds: now.Sub(a.ui.started).Round(time.Second).Seconds(),
+		Runtime: status.Runtime{
+			GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			MemoryLimitFrom: a.ui.memoryLimitFrom,
+		},
+	}
+	// SetMemoryLimit with a negative value only reads the limit.
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		s.Runtime.MemoryLimitBytes = limit
 	}
 	name := a.state.Load().mapping.Name()
 	if a.state.Load().cfg.Mapping.File == "" {

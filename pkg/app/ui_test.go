@@ -3,9 +3,12 @@ package app
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +89,32 @@ func TestStatusAPI(t *testing.T) {
 	s = getStatus(t, http.DefaultClient, url)
 	if s.Mapping.ReloadOK || !strings.Contains(s.Mapping.ReloadErr, `"sometimes" is not a Falco priority`) || s.Mapping.ReloadedAt.IsZero() {
 		t.Errorf("after a failed reload: %+v", s.Mapping)
+	}
+}
+
+// TestStatusRuntime: the status shows the Go memory limit in effect and
+// where it came from, as the command line found it.
+func TestStatusRuntime(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	debug.SetMemoryLimit(200 << 20)
+	am := newFakeAM(t)
+	a := runApp(t, loadConfig(t, "--alertmanager.url="+am.URL), Options{MemoryLimitFrom: "runtime.memory_limit"}, func(a *App) bool {
+		resp, err := http.Get("http://" + a.Addr() + "/-/healthy")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	s := getStatus(t, http.DefaultClient, "http://"+a.Addr())
+	want := status.Runtime{GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), MemoryLimitBytes: 200 << 20, MemoryLimitFrom: "runtime.memory_limit"}
+	if s.Runtime != want {
+		t.Errorf("runtime = %+v, want %+v", s.Runtime, want)
+	}
+
+	debug.SetMemoryLimit(math.MaxInt64)
+	if s := getStatus(t, http.DefaultClient, "http://"+a.Addr()); s.Runtime.MemoryLimitBytes != 0 {
+		t.Errorf("memory_limit_bytes = %d without a limit, want 0", s.Runtime.MemoryLimitBytes)
 	}
 }
 

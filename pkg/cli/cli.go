@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/spf13/cobra"
@@ -123,8 +125,13 @@ func runServe(ctx context.Context, fs *pflag.FlagSet, stdio IO, reload <-chan st
 	if err != nil {
 		return err
 	}
+	from := setMemoryLimit(cfg.Runtime, memlimit.FromCgroup, logger)
+	if from != memoryLimitNone {
+		logger.Info("Go memory limit set", "bytes", debug.SetMemoryLimit(-1), "from", from)
+	}
 	a, err := app.NewWithOptions(cfg, logger, app.Options{
-		LoadConfig: func() (*config.Config, error) { return config.Load(fs) },
+		LoadConfig:      func() (*config.Config, error) { return config.Load(fs) },
+		MemoryLimitFrom: from,
 	})
 	if err != nil {
 		return err

@@ -13,7 +13,10 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 )
 
-// Config is everything falco-am-bridge serve needs.
+// Config is everything falco-am-bridge serve needs. A setting that a
+// reload cannot apply, because what it configures is built once at start,
+// is tagged reload:"restart"; RestartOnly finds it by that tag, with its
+// key derived from the field names (Web.ListenAddress: web.listen_address).
 type Config struct {
 	// File is the configuration file read, or "".
 	File         string
@@ -23,22 +26,23 @@ type Config struct {
 	Storage      Storage
 	Sensors      Sensors
 	Log          Log
+	Runtime      Runtime
 }
 
 // Web is the HTTP side that Falco talks to.
 type Web struct {
-	ListenAddress   string
-	ConfigFile      string // Prometheus web config: TLS, mTLS, basic auth
+	ListenAddress   string `reload:"restart"`
+	ConfigFile      string `reload:"restart"` // Prometheus web config: TLS, mTLS, basic auth
 	BearerTokenFile string
-	MaxRequestBytes int64
+	MaxRequestBytes int64 `reload:"restart"`
 	// MaxRequestBytesInFlight bounds the request bodies in memory at once.
-	MaxRequestBytesInFlight int64
-	MaxEventsPerRequest     int
-	ReadHeaderTimeout       time.Duration
-	ReadTimeout             time.Duration
-	WriteTimeout            time.Duration
-	IdleTimeout             time.Duration
-	UI                      bool // status page, playground and their APIs
+	MaxRequestBytesInFlight int64         `reload:"restart"`
+	MaxEventsPerRequest     int           `reload:"restart"`
+	ReadHeaderTimeout       time.Duration `reload:"restart"`
+	ReadTimeout             time.Duration `reload:"restart"`
+	WriteTimeout            time.Duration `reload:"restart"`
+	IdleTimeout             time.Duration `reload:"restart"`
+	UI                      bool          `reload:"restart"` // status page, playground and their APIs
 }
 
 // Alertmanager is where alerts go and how.
@@ -86,22 +90,29 @@ type Mapping struct {
 
 // Storage is the durable queue.
 type Storage struct {
-	Path          string // "" means memory only
-	FsyncInterval time.Duration
-	MaxBytes      int64
-	WhenFull      string // drop-oldest or refuse
+	Path          string        `reload:"restart"` // "" means memory only
+	FsyncInterval time.Duration `reload:"restart"`
+	MaxBytes      int64         `reload:"restart"`
+	WhenFull      string        `reload:"restart"` // drop-oldest or refuse
 }
 
 // Sensors is the tracking of the Falco sensors that send events.
 type Sensors struct {
-	MaxTracked  int
-	SilentAfter time.Duration // 0: no FalcoSensorSilent alert
+	MaxTracked  int           `reload:"restart"`
+	SilentAfter time.Duration `reload:"restart"` // 0: no FalcoSensorSilent alert
 }
 
 // Log configures logging.
 type Log struct {
-	Level  string
-	Format string
+	Level  string `reload:"restart"`
+	Format string `reload:"restart"`
+}
+
+// Runtime is the Go runtime's settings.
+type Runtime struct {
+	// MemoryLimit is the Go soft memory limit in bytes; 0 leaves it to
+	// GOMEMLIMIT or, without it, to the cgroup's memory limit.
+	MemoryLimit int64 `reload:"restart"`
 }
 
 // ParseTarget parses one alertmanager.urls entry.

@@ -129,6 +129,7 @@ func TestErrorsNameKeyAndValue(t *testing.T) {
 		{"duration", []string{"--alertmanager.timeout=soon"}, "", []string{`alertmanager.timeout: "soon" is not a duration`}},
 		{"zero duration", []string{"--alertmanager.timeout=0s"}, "", []string{`alertmanager.timeout: "0s" must be greater than 0`}},
 		{"size", []string{"--web.max-request-bytes=big"}, "", []string{`web.max_request_bytes: "big" is not a size`}},
+		{"memory limit", []string{"--runtime.memory-limit=half"}, "", []string{`runtime.memory_limit: "half" is not a size (like 200MiB) or 0`}},
 		{"int", []string{"--alertmanager.queue-capacity=lots"}, "", []string{`alertmanager.queue_capacity: "lots" is not a whole number`}},
 		{"negative int", []string{"--alertmanager.batch-size=-1"}, "", []string{`alertmanager.batch_size: -1 must be greater than 0`}},
 		{"backoffs", []string{"--alertmanager.min-backoff=10s", "--alertmanager.max-backoff=1s"}, "", []string{"alertmanager.max_backoff: 1s is shorter than alertmanager.min_backoff (10s)"}},
@@ -241,6 +242,23 @@ func TestHelpNamesTheRightType(t *testing.T) {
 	} {
 		if got := fs.Lookup(flag).Value.Type(); got != want {
 			t.Errorf("--%s is shown as %s, want %s", flag, got, want)
+		}
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		arg  string
+		want int64
+	}{
+		{"", 0}, {"--runtime.memory-limit=0", 0}, {"--runtime.memory-limit=200MiB", 200 << 20}, {"--runtime.memory-limit=1GB", 1e9},
+	} {
+		c, err := load(t, tc.arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Runtime.MemoryLimit != tc.want {
+			t.Errorf("%q: MemoryLimit = %d, want %d", tc.arg, c.Runtime.MemoryLimit, tc.want)
 		}
 	}
 }

@@ -236,6 +236,12 @@ func options() []option {
 				c.Storage.WhenFull, err = v.oneOf("drop-oldest", "refuse")
 				return
 			}},
+		{flag: "runtime.memory-limit", key: "runtime.memory_limit", typ: "size", def: "0",
+			help: "Go soft memory limit (like 200MiB), which makes the garbage collector work harder as memory use nears it; 0 takes GOMEMLIMIT when set, else 90% of the cgroup's memory limit, else none.",
+			set: func(c *Config, v value) (err error) {
+				c.Runtime.MemoryLimit, err = v.sizeOrZero()
+				return
+			}},
 		{flag: "log.level", key: "log.level", def: "info",
 			help: "Log level: debug, info, warn or error.",
 			set: func(c *Config, v value) (err error) {
@@ -579,6 +585,18 @@ func (v value) bytes() (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (like 4MiB or 1048576)", v.String())
 	}
 	return n * mult, nil
+}
+
+// sizeOrZero is bytes, or 0.
+func (v value) sizeOrZero() (int64, error) {
+	if strings.TrimSpace(v.String()) == "0" {
+		return 0, nil
+	}
+	n, err := v.bytes()
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size (like 200MiB) or 0", v.String())
+	}
+	return n, nil
 }
 
 // textValue is a string flag that names its type in --help; the value is

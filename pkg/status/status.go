@@ -17,10 +17,22 @@ type Status struct {
 	Revision      string    `json:"revision,omitempty"`
 	Started       time.Time `json:"started"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
+	Runtime       Runtime   `json:"runtime"`
 	Mapping       Mapping   `json:"mapping"`
 	Alertmanagers []Target  `json:"alertmanagers"`
 	Events        Counters  `json:"events"`
 	Recent        RecentSet `json:"recent"`
+}
+
+// Runtime is the Go runtime's settings in effect.
+type Runtime struct {
+	GoVersion  string `json:"go_version"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	// MemoryLimitBytes is the Go soft memory limit; 0 when there is none.
+	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
+	// MemoryLimitFrom says where it comes from: runtime.memory_limit,
+	// GOMEMLIMIT, cgroup or none.
+	MemoryLimitFrom string `json:"memory_limit_from,omitempty"`
 }
 
 // Mapping is the mapping in use.
