@@ -22,7 +22,8 @@ import (
 // BatchWait: zero sends as soon as an alert is queued.
 type Options struct {
 	// QueueCapacity and QueueMaxBytes bound each Alertmanager's queue,
-	// or with a spool its window in memory, in alerts and in bytes.
+	// or with a spool its window in memory, in alerts and in bytes; the
+	// window holds two batches per request in flight at most.
 	QueueCapacity int
 	QueueMaxBytes int64 // 0: DefaultQueueMaxBytes
 	BatchSize     int   // alerts per POST at most
@@ -162,7 +163,7 @@ func NewManager(opts Options, spool *storage.Store, logger *slog.Logger, reg pro
 	}
 	m.optsp.Store(&opts)
 	m.pending = m.newSender(PendingQueue, nil)
-	m.metrics.addPending(PendingQueue, opts.QueueCapacity)
+	m.metrics.addPending(PendingQueue, m.capacity(&opts))
 	if spool != nil {
 		// Until an Alertmanager is known, what the spool holds waits
 		// for the first: from the oldest mark a previous run left, or
@@ -239,7 +240,7 @@ func (m *Manager) SetTargets(bases []*url.URL) {
 			cur.SetMark(s.q.watermark)
 		}
 		m.senders[name] = s
-		m.metrics.addTarget(name, m.opts().QueueCapacity)
+		m.metrics.addTarget(name, m.capacity(m.opts()))
 		added = append(added, s)
 	}
 	if m.spool != nil && !m.claimed && len(added) > 0 {
@@ -318,18 +319,29 @@ func (m *Manager) SetOptions(o Options) {
 	defer m.mu.Unlock()
 	m.optsp.Store(&o)
 	for name, s := range m.senders {
-		s.q.setLimits(o.QueueCapacity, int(o.QueueMaxBytes))
+		s.q.setLimits(m.capacity(&o), int(o.QueueMaxBytes))
 		s.q.wakeUp()
-		m.metrics.queueCapacity.WithLabelValues(name).Set(float64(o.QueueCapacity))
+		m.metrics.queueCapacity.WithLabelValues(name).Set(float64(m.capacity(&o)))
 	}
-	m.pending.q.setLimits(o.QueueCapacity, int(o.QueueMaxBytes))
-	m.metrics.queueCapacity.WithLabelValues(PendingQueue).Set(float64(o.QueueCapacity))
+	m.pending.q.setLimits(m.capacity(&o), int(o.QueueMaxBytes))
+	m.metrics.queueCapacity.WithLabelValues(PendingQueue).Set(float64(m.capacity(&o)))
+}
+
+// capacity is how many alerts a queue holds. With a spool the queue is
+// only the window of the next alerts to send, read ahead from disk: two
+// batches for every request in flight keep delivery going, and whatever
+// more waits costs disk, not memory.
+func (m *Manager) capacity(o *Options) int {
+	if m.spool == nil {
+		return o.QueueCapacity
+	}
+	return min(o.QueueCapacity, 2*o.MaxRequestsInFlight*o.BatchSize)
 }
 
 func (m *Manager) newSender(name string, base *url.URL) *sender {
 	s := &sender{
 		name:    name,
-		q:       newQueue(m.opts().QueueCapacity),
+		q:       newQueue(m.capacity(m.opts())),
 		optsp:   &m.optsp,
 		logger:  m.logger.With("alertmanager", name),
 		metrics: m.metrics,
