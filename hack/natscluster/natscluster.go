@@ -27,8 +27,8 @@ type Cluster struct {
 	name   string
 	dir    string
 	ownDir bool // made by Start, removed by Shutdown
-	mu    sync.Mutex
-	nodes []*node
+	mu     sync.Mutex
+	nodes  []*node
 	// configure, when set, changes each node's options before it starts.
 	configure func(*server.Options)
 }
