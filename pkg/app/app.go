@@ -427,4 +427,6 @@ func (a *App) ready() error { return a.manager.Ready() }
 // sink gives the pipeline's alerts to every Alertmanager's queue.
 type sink struct{ m *alertmanager.Manager }
 
-func (s sink) SendAll(wires []*alert.Wire) (int, error) { return s.m.SendAll(wires, nil) }
+func (s sink) SendAll(wires []*alert.Wire, ack pipeline.Ack) (int, error) {
+	return s.m.SendAll(wires, ack)
+}
