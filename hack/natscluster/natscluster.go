@@ -42,7 +42,8 @@ type node struct {
 
 // Options say how to build a cluster.
 type Options struct {
-	// Nodes is the number of servers; default 3.
+	// Nodes is the number of servers; default 3. One is a single server,
+	// not clustered.
 	Nodes int
 	// Dir holds each node's store; default a new temporary folder,
 	// removed by Shutdown.
@@ -80,7 +81,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	if err := c.waitMetaLeader(ctx); err != nil {
+	if err := c.waitMetaLeader(ctx); n > 1 && err != nil {
 		c.Shutdown()
 		return nil, err
 	}
@@ -106,12 +107,14 @@ func (c *Cluster) options(i int) *server.Options {
 		// Small enough for a test machine, large enough for the tests.
 		JetStreamMaxMemory: 64 << 20,
 		JetStreamMaxStore:  1 << 30,
-		Cluster: server.ClusterOpts{
+	}
+	if len(c.nodes) > 1 {
+		opts.Cluster = server.ClusterOpts{
 			Name: c.name, Host: "127.0.0.1", Port: nd.clusterPort,
 			// The nodes start one after the other: keep dialling.
 			ConnectRetries: 120,
-		},
-		Routes: routes,
+		}
+		opts.Routes = routes
 	}
 	if c.configure != nil {
 		c.configure(opts)
