@@ -216,7 +216,7 @@ func (s *Source) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-s.restart:
-			s.logger.Warn("the JetStream consumer is gone; creating it again")
+			s.logger.Info("consuming again", "after", "the consumer's leader did not answer, or the consumer is gone")
 		}
 		// Drain: messages already delivered to this bridge are
 		// handled, then no more come.
@@ -225,6 +225,14 @@ func (s *Source) Run(ctx context.Context) {
 		case <-cc.Closed():
 		case <-time.After(5 * time.Second):
 			cc.Stop()
+		}
+		select {
+		case <-s.restart: // from the consumption just stopped
+		default:
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
@@ -247,8 +255,13 @@ func (s *Source) consume(ctx context.Context, js jetstream.JetStream) (jetstream
 	}
 	cc, err := cons.Consume(s.handle,
 		jetstream.PullMaxMessages(min(pullBatch, s.o.MaxAckPending)),
+		// Heartbeats every 5 s: a pull lost with a node is noticed in 10.
+		jetstream.PullExpiry(10*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			// A pull the consumer's leader did not answer (it is being
+			// created, or moving after a node left) is not asked again
+			// before a missed heartbeat; start over at once instead.
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
 				select {
 				case s.restart <- struct{}{}:
 				default:
