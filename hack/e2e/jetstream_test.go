@@ -241,7 +241,9 @@ func TestJetStreamNodeStopped(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	s := startJetStreamStack(ctx, t, 2)
+	// Acknowledgements sent to the stopped node are lost: those events
+	// come again after ack_wait, kept short here.
+	s := startJetStreamStack(ctx, t, 2, "--source.nats.ack-wait=5s")
 	const n = 10000
 	s.mustPublish(ctx, t, 0, n/2)
 	waitUntil(ctx, t, "events delivered", func() bool {
@@ -310,7 +312,10 @@ func TestJetStreamAlertmanagerAway(t *testing.T) {
 		t.Errorf("lag %v after 30 s, want %d", got, n-maxAckPending)
 	}
 	s.startAM(ctx, t)
+	up := time.Now()
 	s.waitAll(ctx, t, n)
+	t.Logf("Alertmanager away %s, the lag %d meanwhile; all %d alerts in it %s after it came back",
+		up.Sub(down).Round(time.Second), n-maxAckPending, n, time.Since(up).Round(100*time.Millisecond))
 	waitUntil(ctx, t, "the lag back to 0", func() bool { return lag(0) == 0 && lag(1) == 0 })
 	for i := range s.bridges {
 		if r := s.bridgeMetric(ctx, t, i, "falco_am_bridge_source_redeliveries_total"); r != 0 {
