@@ -157,7 +157,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m := &metrics{
 		received: counter("events_received_total", "Falco events received, valid or not."),
-		invalid:  counter("events_invalid_total", "Falco events rejected as invalid, or whose alert cannot be sent (answered with 400)."),
+		invalid:  counter("events_invalid_total", "Falco events rejected as invalid, or whose alert cannot be sent (answered with 400; from JetStream, terminated)."),
 		accepted: counter("events_accepted_total", "Valid Falco events taken."),
 		mappingErrors: counter("mapping_errors_total",
 			"Label or annotation templates that failed on an event; the alert was sent without that value."),
@@ -167,7 +167,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "falco_am_bridge", Name: "events_refused_total",
-			Help: "Valid events answered 503 with Retry-After, not taken, by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
+			Help: "Valid events not taken, answered 503 with Retry-After (from JetStream, given back with that delay), by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
 		}, []string{"reason"}),
 		mappingErrLog: ratelog.New(10 * time.Second),
 		noTargetLog:   ratelog.New(10 * time.Second),
