@@ -46,6 +46,7 @@ type want struct {
 	pdb        bool
 	monitoring bool // ServiceMonitor and PrometheusRule
 	amtool     bool // an alertmanager container whose config amtool checks
+	jetstream  bool // the bridge takes events from NATS JetStream
 }
 
 var helmModes = []struct {
@@ -75,6 +76,7 @@ var overlays = []struct {
 	{"standalone", want{workload: "Deployment", replicas: 2, pdb: true}},
 	{"sidecar", want{workload: "StatefulSet", replicas: 1, amtool: true}},
 	{"operator", want{workload: "Alertmanager", replicas: 2, monitoring: true}},
+	{"jetstream", want{workload: "Deployment", replicas: 3, pdb: true, jetstream: true}},
 }
 
 func TestHelmChart(t *testing.T) {
@@ -265,6 +267,57 @@ func checkAll(t *testing.T, objs []Object, w want) {
 	checkAlertmanagerConfig(t, objs)
 	if w.amtool {
 		checkAlertmanagerYAML(t, objs, pods)
+	}
+	if w.jetstream {
+		checkJetStream(t, objs, pods)
+	}
+}
+
+// checkJetStream: the bridge's configuration names a NATS source whose
+// credentials file is in a Secret volume the container mounts.
+func checkJetStream(t *testing.T, objs []Object, pods []pod) {
+	t.Helper()
+	for _, p := range pods {
+		for _, c := range p.spec.Containers {
+			if c.Name != "falco-am-bridge" {
+				continue
+			}
+			root := materialize(t, objs, p, c)
+			data, err := os.ReadFile(filepath.Join(root, flagValue(c.Args, "--config.file")))
+			if err != nil {
+				t.Fatalf("%s: %v", p.owner, err)
+			}
+			var cfg struct {
+				Source struct {
+					NATS struct {
+						URLs            []string `json:"urls"`
+						Stream          string   `json:"stream"`
+						Consumer        string   `json:"consumer"`
+						CredentialsFile string   `json:"credentials_file"`
+					} `json:"nats"`
+				} `json:"source"`
+			}
+			if err := yaml.Unmarshal(data, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			n := cfg.Source.NATS
+			if len(n.URLs) < 3 || n.Stream == "" || n.Consumer == "" {
+				t.Errorf("%s: source.nats: want every node of a three-node cluster, a stream and a consumer, got %+v", p.owner, n)
+			}
+			if n.CredentialsFile == "" {
+				continue
+			}
+			var mounted bool
+			for _, m := range c.VolumeMounts {
+				i := slices.IndexFunc(p.spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+				if i >= 0 && p.spec.Volumes[i].Secret != nil && filepath.Dir(n.CredentialsFile) == filepath.Clean(m.MountPath) {
+					mounted = true
+				}
+			}
+			if !mounted {
+				t.Errorf("%s: source.nats.credentials_file %s is in no Secret volume the bridge mounts", p.owner, n.CredentialsFile)
+			}
+		}
 	}
 }
 

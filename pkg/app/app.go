@@ -25,10 +25,12 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/config"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/sensors"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/server"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/source/jetstream"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
 
@@ -46,6 +48,7 @@ type App struct {
 	store    *storage.Store // nil without --storage.path
 	sensors  *sensors.Tracker
 	pipeline *pipeline.Pipeline
+	source   *jetstream.Source // nil without --source.nats.url
 	metrics  *metrics
 	ln       net.Listener
 	srv      *http.Server
@@ -139,6 +142,20 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		Logger:   logger,
 		Registry: a.registry,
 	})
+	if n := cfg.Source.NATS; n.Enabled() {
+		a.source, err = jetstream.New(jetstream.Options{
+			URLs: n.URLs, Stream: n.Stream, Subject: n.Subject, Consumer: n.Consumer,
+			CredentialsFile: n.CredentialsFile, NKeySeedFile: n.NKeySeedFile,
+			TLSCAFile: n.TLSCAFile, TLSCertFile: n.TLSCertFile, TLSKeyFile: n.TLSKeyFile,
+			MaxAckPending: n.MaxAckPending, AckWait: n.AckWait,
+			Limits: falco.Limits{MaxEvents: cfg.Web.MaxEventsPerRequest},
+			Name:   userAgent(),
+		}, a.pipeline, logger, a.registry)
+		if err != nil {
+			a.abort()
+			return nil, err
+		}
+	}
 	handler := server.New(server.Options{
 		MaxRequestBytes:      cfg.Web.MaxRequestBytes,
 		MaxBodyBytesInFlight: cfg.Web.MaxRequestBytesInFlight,
@@ -291,6 +308,14 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	sctx, stopSensors := context.WithCancel(ctx)
 	sensorsDone := make(chan struct{})
 	go func() { a.sensors.Run(sctx); close(sensorsDone) }()
+	srcCtx, stopSource := context.WithCancel(ctx)
+	sourceDone := make(chan struct{})
+	go func() {
+		if a.source != nil {
+			a.source.Run(srcCtx)
+		}
+		close(sourceDone)
+	}()
 	serveErr := make(chan error, 1)
 	go func() {
 		flags := &web.FlagConfig{WebConfigFile: &a.cfg.Web.ConfigFile, WebListenAddresses: &[]string{a.Addr()}, WebSystemdSocket: new(bool)}
@@ -319,6 +344,10 @@ loop:
 	close(a.stopping)
 	stopSensors()
 	<-sensorsDone
+	// No new events from the stream; those taken are delivered (and
+	// acknowledged) or given back in shutdown.
+	stopSource()
+	<-sourceDone
 	a.shutdown()
 	return err
 }
@@ -334,14 +363,22 @@ func (a *App) shutdown() {
 	ctx, cancel = context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	durable := a.store != nil
-	left := a.manager.Close(ctx, durable)
+	// With a JetStream source the queues keep their leftovers instead of
+	// dropping them: a dropped alert would acknowledge its event, which
+	// is given back to the stream below instead.
+	left := a.manager.Close(ctx, durable || a.source != nil)
 	switch {
 	case left == 0:
 		a.logger.Info("all queued alerts delivered")
 	case durable:
 		a.logger.Warn("alerts left undelivered at shutdown are kept in the durable queue for the next start", "alerts", left)
+	case a.source != nil:
+		a.logger.Warn("alerts left undelivered at shutdown: the JetStream events among them are given back to the stream, those from HTTP are dropped (no --storage.path)", "alerts", left)
 	default:
 		a.logger.Warn("alerts left undelivered at shutdown are dropped (no --storage.path)", "alerts", left)
+	}
+	if a.source != nil {
+		a.source.Close()
 	}
 	if durable {
 		if err := a.store.Close(); err != nil {
@@ -405,4 +442,6 @@ func (a *App) ready() error { return a.manager.Ready() }
 // sink gives the pipeline's alerts to every Alertmanager's queue.
 type sink struct{ m *alertmanager.Manager }
 
-func (s sink) SendAll(wires []*alert.Wire) (int, error) { return s.m.SendAll(wires, nil) }
+func (s sink) SendAll(wires []*alert.Wire, ack pipeline.Ack) (int, error) {
+	return s.m.SendAll(wires, ack)
+}

@@ -26,7 +26,11 @@ both are valid, 1 otherwise. Nothing is started.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Stdout, "configuration OK; mapping %s OK; alerts go to %d Alertmanager URL(s)\n", m.Name(), len(cfg.Alertmanager.URLs))
+			fmt.Fprintf(stdio.Stdout, "configuration OK; mapping %s OK; alerts go to %d Alertmanager URL(s)", m.Name(), len(cfg.Alertmanager.URLs))
+			if n := cfg.Source.NATS; n.Enabled() {
+				fmt.Fprintf(stdio.Stdout, "; events also from JetStream stream %s (consumer %s, %d NATS URL(s))", n.Stream, n.Consumer, len(n.URLs))
+			}
+			fmt.Fprintln(stdio.Stdout)
 			return nil
 		},
 	}

@@ -25,6 +25,7 @@ type Config struct {
 	Mapping      Mapping
 	Storage      Storage
 	Sensors      Sensors
+	Source       Source
 	Log          Log
 	Runtime      Runtime
 }
@@ -102,6 +103,38 @@ type Sensors struct {
 	SilentAfter time.Duration `reload:"restart"` // 0: no FalcoSensorSilent alert
 }
 
+// Source is where events come from besides HTTP ingest.
+type Source struct {
+	NATS NATS `reload:"restart"`
+}
+
+// NATS is a JetStream consumer that the bridge pulls Falco events from:
+// the messages falcosidekick's NATS output publishes, kept in a stream.
+type NATS struct {
+	// URLs of the NATS servers; empty: no JetStream source.
+	URLs     []string
+	Stream   string
+	Subject  string // filter subject of the consumer
+	Consumer string // durable name; bridges with the same one share the events
+	// CredentialsFile is a NATS .creds file (JWT and NKey seed);
+	// NKeySeedFile an NKey seed alone. At most one of them.
+	CredentialsFile string
+	NKeySeedFile    string
+	TLSCAFile       string
+	TLSCertFile     string
+	TLSKeyFile      string
+	// MaxAckPending bounds the events taken and not yet acknowledged, over
+	// every bridge of the consumer: the back-pressure when Alertmanager is
+	// slow or away.
+	MaxAckPending int
+	// AckWait is how long the server waits for an acknowledgement before
+	// it delivers an event again (to any bridge of the consumer).
+	AckWait time.Duration
+}
+
+// Enabled says whether a JetStream source is configured.
+func (n NATS) Enabled() bool { return len(n.URLs) > 0 }
+
 // Log configures logging.
 type Log struct {
 	Level  string `reload:"restart"`
@@ -149,6 +182,26 @@ func ParseTarget(s string) (Target, error) {
 	}
 	t.URL = u
 	return t, nil
+}
+
+// ParseNATSURL checks one source.nats.urls entry.
+func ParseNATSURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		return nil, fmt.Errorf("%q is not a nats://, tls://, ws:// or wss:// URL", redactURL(u))
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%q has no host", redactURL(u))
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("%q holds credentials: use source.nats.credentials_file or source.nats.nkey_seed_file so they are not logged", redactURL(u))
+	}
+	return u, nil
 }
 
 func redactURL(u *url.URL) string {

@@ -140,6 +140,15 @@ func TestErrorsNameKeyAndValue(t *testing.T) {
 		{"url list item", nil, "alertmanager:\n  urls: [http://a:1, 5]\n", []string{"alertmanager.urls: [1]: expected a string, got 5"}},
 		{"http_config unknown field", nil, "alertmanager:\n  http_config:\n    basic_aut: {}\n", []string{"alertmanager.http_config:", "basic_aut"}},
 		{"http_config invalid", nil, "alertmanager:\n  http_config:\n    bearer_token: a\n    basic_auth: {username: u, password: p}\n", []string{"alertmanager.http_config:", "at most one of"}},
+		{"nats url scheme", []string{"--source.nats.url=http://n:4222", "--source.nats.stream=FALCO"}, "", []string{`source.nats.urls: [0]: "http://n:4222" is not a nats://`}},
+		{"nats url credentials", []string{"--source.nats.url=nats://u:pw@n:4222", "--source.nats.stream=FALCO"}, "", []string{"source.nats.urls: [0]:", "credentials_file"}},
+		{"nats without stream", []string{"--source.nats.url=nats://n:4222"}, "", []string{"source.nats.stream: a stream name is needed"}},
+		{"nats stream name", []string{"--source.nats.url=nats://n:4222", "--source.nats.stream=falco.events"}, "", []string{`source.nats.stream: "falco.events" is not a NATS name`}},
+		{"nats subject", []string{"--source.nats.url=nats://n:4222", "--source.nats.stream=F", "--source.nats.subject=falco.>.x"}, "", []string{`source.nats.subject: "falco.>.x" is not a NATS subject`}},
+		{"nats two credentials", []string{"--source.nats.url=nats://n:4222", "--source.nats.stream=F", "--source.nats.credentials-file=a", "--source.nats.nkey-seed-file=b"}, "", []string{"source.nats.nkey_seed_file: set at most one"}},
+		{"nats cert without key", []string{"--source.nats.url=nats://n:4222", "--source.nats.stream=F", "--source.nats.tls.cert-file=c"}, "", []string{"source.nats.tls.cert_file: a client certificate needs both"}},
+		{"nats ack pending over queue", []string{"--source.nats.url=nats://n:4222", "--source.nats.stream=F", "--source.nats.max-ack-pending=20000"}, "", []string{"source.nats.max_ack_pending: 20000 is more than alertmanager.queue_capacity (10000)"}},
+		{"nats unknown nested key", nil, "source:\n  nats:\n    streem: F\n", []string{`unknown key "source.nats.streem"`}},
 		{"every problem at once", []string{"--log.level=x", "--alertmanager.timeout=y"}, "", []string{"log.level", "alertmanager.timeout"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +166,37 @@ func TestErrorsNameKeyAndValue(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNATSSource(t *testing.T) {
+	c, err := load(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Source.NATS.Enabled() || c.Source.NATS.Subject != "falco.>" || c.Source.NATS.Consumer != "falco-am-bridge" || c.Source.NATS.MaxAckPending != 1000 {
+		t.Fatalf("defaults: %+v", c.Source.NATS)
+	}
+	file := writeFile(t, "c.yaml", `
+source:
+  nats:
+    urls: [nats://n1:4222, nats://n2:4222, nats://n3:4222]
+    stream: FALCO
+    consumer: bridges
+    tls:
+      ca_file: /etc/nats/ca.pem
+    ack_wait: 10s
+storage:
+  path: /var/lib/falco-am-bridge
+`)
+	c, err = load(t, "--config.file="+file, "--source.nats.max-ack-pending=50000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Source.NATS
+	if !n.Enabled() || len(n.URLs) != 3 || n.Stream != "FALCO" || n.Consumer != "bridges" || n.TLSCAFile != "/etc/nats/ca.pem" ||
+		n.AckWait != 10*time.Second || n.MaxAckPending != 50000 {
+		t.Fatalf("%+v", n)
 	}
 }
 

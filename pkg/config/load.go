@@ -242,6 +242,85 @@ func options() []option {
 				c.Runtime.MemoryLimit, err = v.sizeOrZero()
 				return
 			}},
+		{flag: "source.nats.url", key: "source.nats.urls", list: true,
+			help: "NATS server to pull Falco events from through JetStream, as falcosidekick's NATS output publishes them; repeat for every server of a cluster. Empty: HTTP ingest only.",
+			set: func(c *Config, v value) error {
+				urls, err := v.strs()
+				if err != nil {
+					return err
+				}
+				var errs []error
+				for i, u := range urls {
+					if _, err := ParseNATSURL(u); err != nil {
+						errs = append(errs, fmt.Errorf("[%d]: %w", i, err))
+					}
+				}
+				c.Source.NATS.URLs = urls
+				return errors.Join(errs...)
+			}},
+		{flag: "source.nats.stream", key: "source.nats.stream",
+			help: "JetStream stream holding the events (one capturing falcosidekick's subjects, falco.>); needed with source.nats.url.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.Stream, err = v.natsName()
+				return
+			}},
+		{flag: "source.nats.subject", key: "source.nats.subject", def: "falco.>",
+			help: "Subjects of the stream to consume; falcosidekick publishes on falco.<priority>.<rule>.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.Subject, err = v.natsSubject()
+				return
+			}},
+		{flag: "source.nats.consumer", key: "source.nats.consumer", def: "falco-am-bridge",
+			help: "Durable consumer name; bridges with the same name share the events, each taken by one of them.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.Consumer, err = v.natsName()
+				if err == nil && c.Source.NATS.Consumer == "" {
+					err = errors.New("a durable consumer needs a name")
+				}
+				return
+			}},
+		{flag: "source.nats.credentials-file", key: "source.nats.credentials_file",
+			help: "NATS credentials file (.creds: a user JWT and its NKey seed).",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.CredentialsFile, err = v.str()
+				return
+			}},
+		{flag: "source.nats.nkey-seed-file", key: "source.nats.nkey_seed_file",
+			help: "File holding an NKey seed (SU...) to authenticate to NATS with.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.NKeySeedFile, err = v.str()
+				return
+			}},
+		{flag: "source.nats.tls.ca-file", key: "source.nats.tls.ca_file",
+			help: "CA certificates to verify the NATS servers with, instead of the system's.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.TLSCAFile, err = v.str()
+				return
+			}},
+		{flag: "source.nats.tls.cert-file", key: "source.nats.tls.cert_file",
+			help: "Client certificate for NATS (mutual TLS), with source.nats.tls.key_file.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.TLSCertFile, err = v.str()
+				return
+			}},
+		{flag: "source.nats.tls.key-file", key: "source.nats.tls.key_file",
+			help: "Private key of the client certificate for NATS.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.TLSKeyFile, err = v.str()
+				return
+			}},
+		{flag: "source.nats.max-ack-pending", key: "source.nats.max_ack_pending", typ: "number", def: "1000",
+			help: "Events taken from the stream and not yet safe (spooled, or done by every Alertmanager queue), over all the bridges sharing the consumer; past it the stream holds the rest. Without --storage.path, at most alertmanager.queue_capacity.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.MaxAckPending, err = v.positiveInt()
+				return
+			}},
+		{flag: "source.nats.ack-wait", key: "source.nats.ack_wait", typ: "duration", def: "30s",
+			help: "How long NATS waits for a bridge to acknowledge an event before it gives it to another; a bridge renews it for the events it still holds.",
+			set: func(c *Config, v value) (err error) {
+				c.Source.NATS.AckWait, err = v.positiveDuration()
+				return
+			}},
 		{flag: "log.level", key: "log.level", def: "info",
 			help: "Log level: debug, info, warn or error.",
 			set: func(c *Config, v value) (err error) {
@@ -282,7 +361,11 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	for _, o := range options() {
 		help := o.help + " (env " + envName(o.key) + ")"
 		if o.list {
-			fs.StringArray(o.flag, []string{o.def}, help)
+			var def []string
+			if o.def != "" {
+				def = []string{o.def}
+			}
+			fs.StringArray(o.flag, def, help)
 			continue
 		}
 		fs.Var(&textValue{s: o.def, typ: o.typ}, o.flag, help)
@@ -353,6 +436,7 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 	if c.Alertmanager.MaxBackoff < c.Alertmanager.MinBackoff {
 		errs = append(errs, fmt.Errorf("alertmanager.max_backoff: %s is shorter than alertmanager.min_backoff (%s)", c.Alertmanager.MaxBackoff, c.Alertmanager.MinBackoff))
 	}
+	errs = append(errs, c.checkNATS()...)
 	if err := errors.Join(errs...); err != nil {
 		if c.File != "" {
 			return nil, fmt.Errorf("invalid configuration (%s):\n%w", c.File, err)
@@ -360,6 +444,30 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return c, nil
+}
+
+// checkNATS checks the JetStream source's settings against each other.
+func (c *Config) checkNATS() []error {
+	n := c.Source.NATS
+	if !n.Enabled() {
+		return nil
+	}
+	var errs []error
+	if n.Stream == "" {
+		errs = append(errs, errors.New("source.nats.stream: a stream name is needed with source.nats.urls"))
+	}
+	if n.CredentialsFile != "" && n.NKeySeedFile != "" {
+		errs = append(errs, errors.New("source.nats.nkey_seed_file: set at most one of source.nats.credentials_file and source.nats.nkey_seed_file"))
+	}
+	if (n.TLSCertFile == "") != (n.TLSKeyFile == "") {
+		errs = append(errs, errors.New("source.nats.tls.cert_file: a client certificate needs both source.nats.tls.cert_file and source.nats.tls.key_file"))
+	}
+	// In memory, a full queue drops its oldest alerts, and their events
+	// would be acknowledged unsent: the stream must stop first.
+	if c.Storage.Path == "" && n.MaxAckPending > c.Alertmanager.QueueCapacity {
+		errs = append(errs, fmt.Errorf("source.nats.max_ack_pending: %d is more than alertmanager.queue_capacity (%d): without storage.path a full queue would drop events already taken from the stream; lower it or raise the queue", n.MaxAckPending, c.Alertmanager.QueueCapacity))
+	}
+	return errs
 }
 
 func (c *Config) loadHTTPConfig(sub any) error {
@@ -395,10 +503,14 @@ func stripLines(s string) string {
 // checkKeys rejects keys of the file that are no option, naming each.
 func checkKeys(file string, raw map[string]any, opts []option) error {
 	known := map[string]bool{httpConfigKey: true}
-	sections := map[string]bool{}
+	sections := map[string]bool{} // every key's parents: web, source, source.nats
 	for _, o := range opts {
 		known[o.key] = true
-		sections[strings.SplitN(o.key, ".", 2)[0]] = true
+		for i, ch := range o.key {
+			if ch == '.' {
+				sections[o.key[:i]] = true
+			}
+		}
 	}
 	var errs []error
 	var walk func(prefix string, m map[string]any)
@@ -415,7 +527,7 @@ func checkKeys(file string, raw map[string]any, opts []option) error {
 			}
 			switch {
 			case known[full]:
-			case prefix == "" && sections[k]:
+			case sections[full]:
 				sub, ok := m[k].(map[string]any)
 				if !ok {
 					if m[k] != nil {
@@ -492,6 +604,39 @@ func (v value) strs() ([]string, error) {
 		return nil, fmt.Errorf("expected a list of strings, got %v", r)
 	}
 	return out, nil
+}
+
+// natsName reads a stream or consumer name: no spaces, dots, wildcards
+// or path separators.
+func (v value) natsName() (string, error) {
+	s, err := v.str()
+	if err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(s, " \t\r\n.*>/\\") {
+		return "", fmt.Errorf("%q is not a NATS name: no spaces, '.', '*', '>', '/' or '\\'", s)
+	}
+	return s, nil
+}
+
+// natsSubject reads a subject filter such as falco.> or falco.critical.*.
+func (v value) natsSubject() (string, error) {
+	s, err := v.str()
+	if err != nil {
+		return "", err
+	}
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "" || strings.ContainsAny(t, " \t\r\n"):
+			return "", fmt.Errorf("%q is not a NATS subject: empty token or white space", s)
+		case t == ">" && i != len(tokens)-1:
+			return "", fmt.Errorf("%q is not a NATS subject: '>' must be the last token", s)
+		case len(t) > 1 && strings.ContainsAny(t, "*>"):
+			return "", fmt.Errorf("%q is not a NATS subject: a wildcard must be a whole token", s)
+		}
+	}
+	return s, nil
 }
 
 func (v value) oneOf(allowed ...string) (string, error) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,11 @@ func TestRestartOnlyKeysAreSettings(t *testing.T) {
 	keys := map[string]bool{}
 	for _, s := range Settings() {
 		keys[s.Key] = true
+		// A section (source.nats) stands for every setting in it.
+		for k := s.Key; strings.Contains(k, "."); {
+			k = k[:strings.LastIndex(k, ".")]
+			keys[k] = true
+		}
 	}
 	fields := restartFields()
 	if len(fields) == 0 {
@@ -38,7 +44,7 @@ func TestRestartOnlyKeysAreSettings(t *testing.T) {
 	}
 	for _, f := range fields {
 		if !keys[f.key] {
-			t.Errorf("%s (tagged reload:\"restart\") is no setting's key", f.key)
+			t.Errorf("%s (tagged reload:\"restart\") is no setting's key nor section", f.key)
 		}
 	}
 }

@@ -1,10 +1,14 @@
 package pipeline
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 )
@@ -46,5 +50,38 @@ func TestOutcomesInBodyOrder(t *testing.T) {
 	}
 	if b.Received != 5 || b.Rejected != 2 || b.Alerts != 2 || len(b.Errors()) != 2 {
 		t.Errorf("received %d rejected %d alerts %d errors %d", b.Received, b.Rejected, b.Alerts, len(b.Errors()))
+	}
+}
+
+type ackSink struct {
+	got []Ack
+	n   int
+}
+
+func (s *ackSink) SendAll(wires []*alert.Wire, ack Ack) (int, error) {
+	s.got = append(s.got, ack)
+	s.n += len(wires)
+	return 1, nil
+}
+
+type nopAck struct{}
+
+func (nopAck) Add(int) {}
+func (nopAck) Done()   {}
+
+// TestRunAckGivesTheAckToTheSink: RunAck passes its Ack with the alerts,
+// Run passes none, and a body without alerts reaches no sink.
+func TestRunAckGivesTheAckToTheSink(t *testing.T) {
+	m, err := mapping.Parse("m.yaml", []byte("min_priority: warning\nlabels:\n  alertname: '{{ .Rule }}'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &ackSink{}
+	p := New(Options{Mapping: func() *mapping.Mapping { return m }, Sink: s, Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
+	p.Run([]byte(event("A", "Critical")), time.Now(), falco.Limits{})
+	p.RunAck([]byte(event("B", "Critical")), time.Now(), falco.Limits{}, nopAck{})
+	p.RunAck([]byte(event("C", "Debug")), time.Now(), falco.Limits{}, nopAck{})
+	if len(s.got) != 2 || s.got[0] != nil || s.got[1] != (nopAck{}) || s.n != 2 {
+		t.Fatalf("sink got acks %v for %d alerts, want [nil nopAck] for 2", s.got, s.n)
 	}
 }

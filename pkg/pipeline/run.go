@@ -16,9 +16,21 @@ import (
 
 // Sink takes the alerts of a body: every Alertmanager's queue, through the
 // durable spool when there is one. It returns the number of queues they
-// went to; an error means nothing was taken.
+// went to; an error means nothing was taken. ack, when not nil, is held
+// as Ack says.
 type Sink interface {
-	SendAll(wires []*alert.Wire) (int, error)
+	SendAll(wires []*alert.Wire, ack Ack) (int, error)
+}
+
+// Ack is told when the alerts of a run are done with, for a sender that
+// acknowledges its events only then (a JetStream source). Without a
+// durable spool the sink calls Add(n) before it puts n alerts in a queue,
+// and Done once for each when that queue is finished with it: delivered,
+// rejected, expired or dropped. With a spool it holds no Ack: the alerts
+// are safe once the run returns without Body.Err.
+type Ack interface {
+	Add(n int)
+	Done()
 }
 
 // Recorder keeps what became of each event for the status page.
@@ -58,6 +70,11 @@ func New(o Options) *Pipeline {
 // Run evaluates body, then stores and queues its alerts. When the sink
 // cannot take them, Body.Err says why and nothing is taken.
 func (p *Pipeline) Run(body []byte, received time.Time, lim falco.Limits) *Body {
+	return p.RunAck(body, received, lim, nil)
+}
+
+// RunAck is Run that gives ack to the sink with the alerts (see Ack).
+func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack Ack) *Body {
 	b := Evaluate(p.mapping(), body, received, lim)
 	if b.TooMany {
 		return b
@@ -87,7 +104,7 @@ func (p *Pipeline) Run(body []byte, received time.Time, lim falco.Limits) *Body 
 	p.m.mappingErrors.Add(float64(mapErrs))
 	p.m.invalid.Add(float64(b.Rejected))
 	if len(wires) > 0 {
-		n, err := p.sink.SendAll(wires)
+		n, err := p.sink.SendAll(wires, ack)
 		if err != nil {
 			b.Err = unavailable(err)
 			p.m.refused.WithLabelValues(b.Err.Reason).Add(float64(b.Received - b.Rejected))
@@ -140,7 +157,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m := &metrics{
 		received: counter("events_received_total", "Falco events received, valid or not."),
-		invalid:  counter("events_invalid_total", "Falco events rejected as invalid, or whose alert cannot be sent (answered with 400)."),
+		invalid:  counter("events_invalid_total", "Falco events rejected as invalid, or whose alert cannot be sent (answered with 400; from JetStream, terminated)."),
 		accepted: counter("events_accepted_total", "Valid Falco events taken."),
 		mappingErrors: counter("mapping_errors_total",
 			"Label or annotation templates that failed on an event; the alert was sent without that value."),
@@ -150,7 +167,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "falco_am_bridge", Name: "events_refused_total",
-			Help: "Valid events answered 503 with Retry-After, not taken, by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
+			Help: "Valid events not taken, answered 503 with Retry-After (from JetStream, given back with that delay), by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
 		}, []string{"reason"}),
 		mappingErrLog: ratelog.New(10 * time.Second),
 		noTargetLog:   ratelog.New(10 * time.Second),

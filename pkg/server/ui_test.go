@@ -23,7 +23,7 @@ import (
 // oneQueue takes every alert into one queue, at once.
 type oneQueue struct{}
 
-func (oneQueue) SendAll([]*alert.Wire) (int, error) { return 1, nil }
+func (oneQueue) SendAll([]*alert.Wire, pipeline.Ack) (int, error) { return 1, nil }
 
 func newUIHandler(t *testing.T, token string) (http.Handler, *status.Recent) {
 	t.Helper()

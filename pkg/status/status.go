@@ -1,6 +1,7 @@
 package status
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ type Status struct {
 	Runtime       Runtime   `json:"runtime"`
 	Mapping       Mapping   `json:"mapping"`
 	Alertmanagers []Target  `json:"alertmanagers"`
+	Sources       []Source  `json:"sources"`
 	Events        Counters  `json:"events"`
 	Recent        RecentSet `json:"recent"`
 }
@@ -58,6 +60,27 @@ type Target struct {
 	AlertsMerged  int64            `json:"alerts_merged"`
 }
 
+// Source is where events come from besides HTTP ingest: a JetStream
+// consumer.
+type Source struct {
+	Kind      string `json:"kind"` // jetstream
+	Stream    string `json:"stream"`
+	Consumer  string `json:"consumer"`
+	Connected bool   `json:"connected"`
+	// Lag is the consumer's num_pending: events in the stream no bridge
+	// has taken yet.
+	Lag int64 `json:"lag"`
+	// AckPending is taken and not yet acknowledged, by every bridge of
+	// the consumer; Held by this one.
+	AckPending   int64 `json:"ack_pending"`
+	Held         int64 `json:"held"`
+	Received     int64 `json:"received"`
+	Acked        int64 `json:"acked"`
+	Termed       int64 `json:"termed"`
+	Naked        int64 `json:"naked"`
+	Redeliveries int64 `json:"redeliveries"`
+}
+
 // Counters are the event counters, as /metrics has them.
 type Counters struct {
 	Received      int64            `json:"received"`
@@ -88,6 +111,16 @@ const (
 	metricSent          = "falco_am_bridge_alertmanager_alerts_sent_total"
 	metricAMDropped     = "falco_am_bridge_alertmanager_alerts_dropped_total"
 	metricMerged        = "falco_am_bridge_alertmanager_alerts_merged_total"
+	// The JetStream source's (pkg/source/jetstream).
+	metricSrcReceived     = "falco_am_bridge_source_messages_received_total"
+	metricSrcAcked        = "falco_am_bridge_source_messages_acked_total"
+	metricSrcTermed       = "falco_am_bridge_source_messages_termed_total"
+	metricSrcNaked        = "falco_am_bridge_source_messages_naked_total"
+	metricSrcRedeliveries = "falco_am_bridge_source_redeliveries_total"
+	metricSrcLag          = "falco_am_bridge_source_consumer_lag"
+	metricSrcAckPending   = "falco_am_bridge_source_consumer_ack_pending"
+	metricSrcHeld         = "falco_am_bridge_source_messages_held"
+	metricSrcConnected    = "falco_am_bridge_source_connected"
 )
 
 // FromMetrics fills the counters and the Alertmanager targets from the
@@ -169,6 +202,8 @@ func (s *Status) FromMetrics(g prometheus.Gatherer, results map[string]alertmana
 			t.AlertsMerged += int64(v)
 		}
 	})
+	s.Sources = sourcesFrom(each)
+
 	s.Alertmanagers = make([]Target, 0, len(targets))
 	for name, t := range targets {
 		if r, ok := results[name]; ok {
@@ -190,3 +225,41 @@ func (s *Status) FromMetrics(g prometheus.Gatherer, results map[string]alertmana
 }
 
 const pendingQueue = alertmanager.PendingQueue
+
+// sourcesFrom reads the JetStream sources from their metrics, one per
+// stream and consumer.
+func sourcesFrom(each func(name string, fn func(labels map[string]string, v float64))) []Source {
+	byKey := map[string]*Source{}
+	get := func(l map[string]string) *Source {
+		k := l["stream"] + "\x00" + l["consumer"]
+		src := byKey[k]
+		if src == nil {
+			src = &Source{Kind: "jetstream", Stream: l["stream"], Consumer: l["consumer"]}
+			byKey[k] = src
+		}
+		return src
+	}
+	for name, field := range map[string]func(*Source) *int64{
+		metricSrcReceived: func(s *Source) *int64 { return &s.Received },
+		metricSrcAcked:    func(s *Source) *int64 { return &s.Acked },
+		metricSrcTermed:   func(s *Source) *int64 { return &s.Termed },
+		metricSrcNaked:    func(s *Source) *int64 { return &s.Naked },
+		metricSrcRedeliveries: func(s *Source) *int64 {
+			return &s.Redeliveries
+		},
+		metricSrcLag:        func(s *Source) *int64 { return &s.Lag },
+		metricSrcAckPending: func(s *Source) *int64 { return &s.AckPending },
+		metricSrcHeld:       func(s *Source) *int64 { return &s.Held },
+	} {
+		each(name, func(l map[string]string, v float64) { *field(get(l)) = int64(v) })
+	}
+	each(metricSrcConnected, func(l map[string]string, v float64) { get(l).Connected = v == 1 })
+	out := make([]Source, 0, len(byKey))
+	for _, src := range byKey {
+		out = append(out, *src)
+	}
+	slices.SortFunc(out, func(a, b Source) int {
+		return cmp.Or(strings.Compare(a.Stream, b.Stream), strings.Compare(a.Consumer, b.Consumer))
+	})
+	return out
+}
