@@ -152,7 +152,9 @@ func TestRealScenarios(t *testing.T) {
 				if got := r.InAM + int(r.dropped()); got != sc.Events || !r.Complete && r.dropped() == 0 {
 					t.Errorf("%d in Alertmanager + %v dropped = %d, want %d (complete %v)", r.InAM, r.dropped(), got, sc.Events, r.Complete)
 				}
-				if r.InAM > 0 && r.Delivery <= 0 {
+				// A drain of a quick run's few alerts can fit between two
+				// scrapes of the bridge.
+				if r.InAM > 0 && r.Delivery <= 0 && !sc.Drain {
 					t.Errorf("%d alerts delivered in %s", r.InAM, r.Delivery)
 				}
 			}
