@@ -17,15 +17,27 @@ const (
 	memoryLimitFromFlag   = "runtime.memory_limit"
 	memoryLimitFromEnv    = "GOMEMLIMIT"
 	memoryLimitFromCgroup = "cgroup"
+	// memoryLimitFromQueues: none of the above, so the limit is what the
+	// queue bounds need (see queueMemory).
+	memoryLimitFromQueues = "alertmanager.queue_max_bytes"
 	memoryLimitNone       = "none"
 )
+
+// queueMemory is the memory the bridge needs with queues of maxBytes:
+// twice the queues (what the garbage collector lets grow before it
+// collects, at its default GOGC) and 64 MiB for the rest (request bodies
+// being decoded, the runtime, the status page).
+func queueMemory(maxBytes int64) int64 { return 2*maxBytes + 64<<20 }
 
 // setMemoryLimit sets the Go soft memory limit once, at start: to
 // runtime.memory_limit when it is set; else it keeps GOMEMLIMIT, which the
 // Go runtime has read; else it takes 90% of the limit that cgroup reports,
 // the rest being room for what the Go runtime does not count (stacks being
-// freed, the binary's own pages). It returns where the limit comes from.
-func setMemoryLimit(c config.Runtime, cgroup memlimit.Provider, logger *slog.Logger) string {
+// freed, the binary's own pages); else, with no limit anywhere, it takes
+// queueMemory(queueMaxBytes), so that a burst or large alerts make the
+// garbage collector work harder instead of growing the heap to twice what
+// is live. It returns where the limit comes from.
+func setMemoryLimit(c config.Runtime, queueMaxBytes int64, cgroup memlimit.Provider, logger *slog.Logger) string {
 	if c.MemoryLimit > 0 {
 		debug.SetMemoryLimit(c.MemoryLimit)
 		return memoryLimitFromFlag
@@ -35,13 +47,15 @@ func setMemoryLimit(c config.Runtime, cgroup memlimit.Provider, logger *slog.Log
 	}
 	limit, err := memlimit.Set(memlimit.WithProvider(cgroup), memlimit.WithRatio(0.9))
 	switch {
-	case errors.Is(err, memlimit.ErrCgroupsNotSupported):
-		return memoryLimitNone
+	case errors.Is(err, memlimit.ErrCgroupsNotSupported), errors.Is(err, memlimit.ErrNoLimit), err == nil && limit == math.MaxInt64:
 	case err != nil:
-		logger.Warn("reading the cgroup memory limit failed; no Go memory limit (set --runtime.memory-limit)", "err", err)
-		return memoryLimitNone
-	case limit == math.MaxInt64:
+		logger.Warn("reading the cgroup memory limit failed; the Go memory limit follows the queue bounds (set --runtime.memory-limit)", "err", err)
+	default:
+		return memoryLimitFromCgroup
+	}
+	if queueMaxBytes <= 0 {
 		return memoryLimitNone
 	}
-	return memoryLimitFromCgroup
+	debug.SetMemoryLimit(queueMemory(queueMaxBytes))
+	return memoryLimitFromQueues
 }

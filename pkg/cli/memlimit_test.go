@@ -14,7 +14,7 @@ import (
 )
 
 // TestSetMemoryLimit: runtime.memory_limit wins, then GOMEMLIMIT, then 90%
-// of the cgroup's limit; without any there is none.
+// of the cgroup's limit; without any, what the queue bounds need.
 func TestSetMemoryLimit(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
@@ -32,8 +32,8 @@ func TestSetMemoryLimit(t *testing.T) {
 		{"flag over GOMEMLIMIT", 300 << 20, "100MiB", memlimit.Limit(1 << 30), "runtime.memory_limit", 300 << 20},
 		{"GOMEMLIMIT", 0, "100MiB", memlimit.Limit(1 << 30), "GOMEMLIMIT", math.MaxInt64},
 		{"cgroup", 0, "", memlimit.Limit(1000 << 20), "cgroup", 900 << 20},
-		{"no cgroup limit", 0, "", noLimit, "none", math.MaxInt64},
-		{"cgroup unreadable", 0, "", broken, "none", math.MaxInt64},
+		{"no cgroup limit", 0, "", noLimit, "alertmanager.queue_max_bytes", 128 << 20},
+		{"cgroup unreadable", 0, "", broken, "alertmanager.queue_max_bytes", 128 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetMemoryLimit(math.MaxInt64)
@@ -43,7 +43,7 @@ func TestSetMemoryLimit(t *testing.T) {
 			if tc.env == "" {
 				os.Unsetenv("GOMEMLIMIT")
 			}
-			from := setMemoryLimit(config.Runtime{MemoryLimit: tc.configured}, tc.cgroup, slog.New(slog.DiscardHandler))
+			from := setMemoryLimit(config.Runtime{MemoryLimit: tc.configured}, 32<<20, tc.cgroup, slog.New(slog.DiscardHandler))
 			if from != tc.wantFrom {
 				t.Errorf("from = %q, want %q", from, tc.wantFrom)
 			}

@@ -237,7 +237,7 @@ func options() []option {
 				return
 			}},
 		{flag: "runtime.memory-limit", key: "runtime.memory_limit", typ: "size", def: "0",
-			help: "Go soft memory limit (like 200MiB), which makes the garbage collector work harder as memory use nears it; 0 takes GOMEMLIMIT when set, else 90% of the cgroup's memory limit, else none.",
+			help: "Go soft memory limit (like 200MiB), which makes the garbage collector work harder as memory use nears it; 0 takes GOMEMLIMIT when set, else 90% of the cgroup's memory limit, else 2 × alertmanager.queue-max-bytes + 64MiB.",
 			set: func(c *Config, v value) (err error) {
 				c.Runtime.MemoryLimit, err = v.sizeOrZero()
 				return
