@@ -402,16 +402,25 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		c.File = os.Getenv(envName(ConfigFileFlag))
 	}
 	var raw map[string]any
+	var lines keyLines
 	if c.File != "" {
 		data, err := ReadFile("config file", c.File, MaxConfigFileBytes)
 		if err != nil {
 			return nil, err
 		}
 		if err := yaml.Unmarshal(data, &raw); err != nil {
+			if _, ok := errors.AsType[*yaml.TypeError](err); ok {
+				return nil, fmt.Errorf("%s: expected a mapping of settings (web:, alertmanager:, ...), not %w", c.File, err)
+			}
 			return nil, fmt.Errorf("%s: %w", c.File, err)
 		}
-		if err := checkKeys(c.File, raw, opts); err != nil {
-			return nil, err
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err == nil {
+			lines = keyLines{}
+			lines.walk("", &root)
+		}
+		if err := checkKeys(lines, raw, opts); err != nil {
+			return nil, fmt.Errorf("invalid configuration (%s):\n%w", c.File, err)
 		}
 		v.SetConfigType("yaml")
 		if err := v.ReadConfig(strings.NewReader(string(data))); err != nil {
@@ -422,19 +431,30 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 	var errs []error
 	for _, o := range opts {
 		if err := o.set(c, value{raw: v.Get(o.key)}); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", o.key, err))
+			// Name the line when the value is the file's, not a flag's
+			// or the environment's.
+			at := ""
+			if f := fs.Lookup(o.flag); !f.Changed && os.Getenv(envName(o.key)) == "" {
+				at = lines.at(o.key)
+			}
+			errs = append(errs, fmt.Errorf("%s%s: %w", at, o.key, err))
 		}
 	}
 	if sub, ok := lookup(raw, httpConfigKey); ok {
 		if err := c.loadHTTPConfig(sub); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", httpConfigKey, err))
+			at := lines.at(httpConfigKey)
+			var unknown unknownField
+			if errors.As(err, &unknown) {
+				at = lines.at(httpConfigKey + "." + string(unknown))
+			}
+			errs = append(errs, fmt.Errorf("%s%s: %w", at, httpConfigKey, err))
 		}
 	}
 	if c.Web.MaxRequestBytesInFlight < c.Web.MaxRequestBytes {
-		errs = append(errs, fmt.Errorf("web.max_request_bytes_in_flight: %d is less than web.max_request_bytes (%d): raise it, or no request of the largest size could be read", c.Web.MaxRequestBytesInFlight, c.Web.MaxRequestBytes))
+		errs = append(errs, fmt.Errorf("%sweb.max_request_bytes_in_flight: %d is less than web.max_request_bytes (%d): raise it, or no request of the largest size could be read", lines.at("web.max_request_bytes_in_flight"), c.Web.MaxRequestBytesInFlight, c.Web.MaxRequestBytes))
 	}
 	if c.Alertmanager.MaxBackoff < c.Alertmanager.MinBackoff {
-		errs = append(errs, fmt.Errorf("alertmanager.max_backoff: %s is shorter than alertmanager.min_backoff (%s)", c.Alertmanager.MaxBackoff, c.Alertmanager.MinBackoff))
+		errs = append(errs, fmt.Errorf("%salertmanager.max_backoff: %s is shorter than alertmanager.min_backoff (%s)", lines.at("alertmanager.max_backoff"), c.Alertmanager.MaxBackoff, c.Alertmanager.MinBackoff))
 	}
 	errs = append(errs, c.checkNATS()...)
 	if err := errors.Join(errs...); err != nil {
@@ -477,8 +497,21 @@ func (c *Config) loadHTTPConfig(sub any) error {
 	}
 	if err := yamlv2.UnmarshalStrict(data, &c.Alertmanager.HTTPConfig); err != nil {
 		// Line numbers would point into the re-encoded section, not the
-		// file, so drop them.
-		return errors.New(strings.TrimPrefix(stripLines(err.Error()), "yaml: unmarshal errors:\n"))
+		// file: the caller names the line of the file.
+		var te *yamlv2.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			msg := te.Errors[0]
+			if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
+				msg = rest
+			}
+			if name, ok := strings.CutPrefix(msg, "field "); ok {
+				if name, _, ok := strings.Cut(name, " not found"); ok {
+					return unknownField(name)
+				}
+			}
+			return errors.New(msg)
+		}
+		return err
 	}
 	if c.File != "" {
 		c.Alertmanager.HTTPConfig.SetDirectory(filepath.Dir(c.File))
@@ -486,22 +519,43 @@ func (c *Config) loadHTTPConfig(sub any) error {
 	return c.Alertmanager.HTTPConfig.Validate()
 }
 
-func stripLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		l = strings.TrimSpace(l)
-		if rest, ok := strings.CutPrefix(l, "line "); ok {
-			if _, after, found := strings.Cut(rest, ": "); found {
-				l = after
-			}
+// unknownField is a key of http_config that the HTTP client has not.
+type unknownField string
+
+func (f unknownField) Error() string { return fmt.Sprintf("unknown key %q", string(f)) }
+
+// keyLines maps the keys of the configuration file, dotted
+// (alertmanager.http_config.basic_auth), to the lines they are on.
+type keyLines map[string]int
+
+func (l keyLines) walk(prefix string, n *yaml.Node) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			l.walk(prefix, c)
 		}
-		lines[i] = l
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			l[key] = n.Content[i].Line
+			l.walk(key, n.Content[i+1])
+		}
 	}
-	return strings.Join(lines, "; ")
+}
+
+// at returns "line N: " for key, or "" when the file does not hold it.
+func (l keyLines) at(key string) string {
+	if n, ok := l[key]; ok {
+		return fmt.Sprintf("line %d: ", n)
+	}
+	return ""
 }
 
 // checkKeys rejects keys of the file that are no option, naming each.
-func checkKeys(file string, raw map[string]any, opts []option) error {
+func checkKeys(lines keyLines, raw map[string]any, opts []option) error {
 	known := map[string]bool{httpConfigKey: true}
 	sections := map[string]bool{} // every key's parents: web, source, source.nats
 	for _, o := range opts {
@@ -531,13 +585,13 @@ func checkKeys(file string, raw map[string]any, opts []option) error {
 				sub, ok := m[k].(map[string]any)
 				if !ok {
 					if m[k] != nil {
-						errs = append(errs, fmt.Errorf("%s: %s: expected a mapping of settings", file, full))
+						errs = append(errs, fmt.Errorf("%s%s: expected a mapping of settings", lines.at(full), full))
 					}
 					continue
 				}
 				walk(full, sub)
 			default:
-				errs = append(errs, fmt.Errorf("%s: unknown key %q", file, full))
+				errs = append(errs, fmt.Errorf("%sunknown key %q%s", lines.at(full), full, suggest(full, keysAndSections(known, sections))))
 			}
 		}
 	}
@@ -668,6 +722,9 @@ func (v value) duration() (time.Duration, error) {
 		if td, err2 := time.ParseDuration(s); err2 == nil && td >= 0 {
 			return td, nil
 		}
+		if strings.HasPrefix(s, "-") {
+			return 0, fmt.Errorf("%q is negative: expected a duration (like 500ms, 10s, 5m)", s)
+		}
 		return 0, fmt.Errorf("%q is not a duration (like 500ms, 10s, 5m)", s)
 	}
 	return time.Duration(d), nil
@@ -755,4 +812,51 @@ func (v *textValue) Type() string {
 		return "string"
 	}
 	return v.typ
+}
+
+func keysAndSections(known, sections map[string]bool) map[string]bool {
+	all := make(map[string]bool, len(known)+len(sections))
+	for k := range known {
+		all[k] = true
+	}
+	for k := range sections {
+		all[k] = true
+	}
+	return all
+}
+
+// suggest returns `; did you mean "x"?` for the known key nearest to key,
+// when one is a few edits away.
+func suggest(key string, known map[string]bool) string {
+	best, bestD := "", 4
+	for k := range known {
+		if d := editDistance(key, k); d < bestD || d == bestD && k < best {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
