@@ -23,7 +23,7 @@ import (
 type Options struct {
 	// QueueCapacity and QueueMaxBytes bound each Alertmanager's queue,
 	// or with a spool its window in memory, in alerts and in bytes; the
-	// window holds two batches per request in flight at most.
+	// window holds a batch per request in flight and one more at most.
 	QueueCapacity int
 	QueueMaxBytes int64 // 0: DefaultQueueMaxBytes
 	BatchSize     int   // alerts per POST at most
@@ -57,7 +57,7 @@ const (
 	// measured, 10,000 alerts of 4 KB annotations peak at 133 MB of RSS
 	// (the queues of several Alertmanagers share the alerts they hold).
 	DefaultQueueMaxBytes       = 32 << 20
-	DefaultBatchSize           = 1024
+	DefaultBatchSize           = 2048
 	DefaultMaxRequestsInFlight = 2
 	DefaultTimeout             = 10 * time.Second
 	DefaultMinBackoff          = 500 * time.Millisecond
@@ -328,14 +328,14 @@ func (m *Manager) SetOptions(o Options) {
 }
 
 // capacity is how many alerts a queue holds. With a spool the queue is
-// only the window of the next alerts to send, read ahead from disk: two
-// batches for every request in flight keep delivery going, and whatever
-// more waits costs disk, not memory.
+// only the window of the next alerts to send, read ahead from disk: a
+// batch for every request in flight and one more ready keep delivery
+// going, and whatever more waits costs disk, not memory.
 func (m *Manager) capacity(o *Options) int {
 	if m.spool == nil {
 		return o.QueueCapacity
 	}
-	return min(o.QueueCapacity, 2*o.MaxRequestsInFlight*o.BatchSize)
+	return min(o.QueueCapacity, (o.MaxRequestsInFlight+1)*o.BatchSize)
 }
 
 func (m *Manager) newSender(name string, base *url.URL) *sender {

@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Web.ListenAddress != ":2802" || len(c.Alertmanager.URLs) != 1 || c.Alertmanager.URLs[0] != "http://127.0.0.1:9093" ||
-		c.Alertmanager.QueueCapacity != 10000 || c.Alertmanager.BatchSize != 1024 || c.Alertmanager.Timeout != 10*time.Second ||
+		c.Alertmanager.QueueCapacity != 10000 || c.Alertmanager.BatchSize != 2048 || c.Alertmanager.Timeout != 10*time.Second ||
 		c.Web.MaxRequestBytes != 4<<20 || c.Log.Level != "info" || c.Log.Format != "logfmt" || c.Mapping.File != "" || c.Storage.Path != "" {
 		t.Fatalf("defaults: %+v", c)
 	}

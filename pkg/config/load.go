@@ -152,7 +152,7 @@ func options() []option {
 				c.Alertmanager.QueueMaxBytes, err = v.bytes()
 				return
 			}},
-		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", typ: "number", def: "1024",
+		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", typ: "number", def: "2048",
 			help: "Most alerts in one POST. Large batches keep delivery ahead of a burst; Alertmanager takes thousands in one request.",
 			set: func(c *Config, v value) (err error) {
 				c.Alertmanager.BatchSize, err = v.positiveInt()
