@@ -111,6 +111,15 @@ func TestStatusRuntime(t *testing.T) {
 	if s.Runtime != want {
 		t.Errorf("runtime = %+v, want %+v", s.Runtime, want)
 	}
+	resp, err := http.Get("http://" + a.Addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `<dt>Memory limit</dt><dd>200 MiB <span class="muted">(runtime.memory_limit)</span>`) {
+		t.Error("the status page does not show the memory limit of 200 MiB from runtime.memory_limit")
+	}
 
 	debug.SetMemoryLimit(math.MaxInt64)
 	if s := getStatus(t, http.DefaultClient, "http://"+a.Addr()); s.Runtime.MemoryLimitBytes != 0 {

@@ -84,6 +84,7 @@ func registerUI(e *echo.Echo, ui *UI, token func() string, budget *bodyBudget) {
 		"ago":       ago,
 		"duration":  func(s float64) string { return (time.Duration(s) * time.Second).String() },
 		"percent80": func(n int) int { return n * 8 / 10 },
+		"mib":       func(n int64) int64 { return n >> 20 },
 	}).ParseFS(uiFiles, "ui/*.html"))
 	h.samples = loadSamples()
 

@@ -33,7 +33,7 @@ type Runtime struct {
 	// MemoryLimitBytes is the Go soft memory limit; 0 when there is none.
 	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
 	// MemoryLimitFrom says where it comes from: runtime.memory_limit,
-	// GOMEMLIMIT, cgroup or none.
+	// GOMEMLIMIT, cgroup, alertmanager.queue_max_bytes or none.
 	MemoryLimitFrom string `json:"memory_limit_from,omitempty"`
 }
 

@@ -372,52 +372,61 @@ func (s *Source) heldCount() float64 {
 // longer than ack_wait does not make NATS hand them to another bridge as
 // well: only a bridge that died lets its events go.
 func (s *Source) keepAlive(ctx context.Context) {
-	t := time.NewTicker(max(s.o.AckWait/3, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.mu.Lock()
-		msgs := make([]jetstream.Msg, 0, len(s.held))
-		for _, d := range s.held {
-			msgs = append(msgs, d.msg)
-		}
-		s.mu.Unlock()
-		for _, m := range msgs {
+	every(ctx, max(s.o.AckWait/3, 100*time.Millisecond), func() {
+		for _, m := range s.heldMsgs() {
 			_ = m.InProgress()
 		}
+	})
+}
+
+// heldMsgs returns the messages held, not acknowledged yet.
+func (s *Source) heldMsgs() []jetstream.Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heldLocked()
+}
+
+func (s *Source) heldLocked() []jetstream.Msg {
+	msgs := make([]jetstream.Msg, 0, len(s.held))
+	for _, d := range s.held {
+		msgs = append(msgs, d.msg)
 	}
+	return msgs
 }
 
 // poll reads the consumer's lag: the events the stream holds that no
 // bridge has taken yet.
 func (s *Source) poll(ctx context.Context) {
-	t := time.NewTicker(s.o.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.o.PollInterval, func() {
 		s.mu.Lock()
 		cons := s.cons
 		s.mu.Unlock()
 		if cons == nil {
-			continue
+			return
 		}
 		ictx, cancel := context.WithTimeout(ctx, s.o.PollInterval)
 		info, err := cons.Info(ictx)
 		cancel()
 		if err != nil {
 			s.logger.Debug("reading the consumer's state", "err", err)
-			continue
+			return
 		}
 		s.m.lag.Set(float64(info.NumPending))
 		s.m.ackPending.Set(float64(info.NumAckPending))
+	})
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f()
 	}
 }
 
@@ -427,10 +436,7 @@ func (s *Source) poll(ctx context.Context) {
 func (s *Source) Close() {
 	s.mu.Lock()
 	s.abandoned = true
-	held := make([]jetstream.Msg, 0, len(s.held))
-	for _, d := range s.held {
-		held = append(held, d.msg)
-	}
+	held := s.heldLocked()
 	s.held = map[uint64]*delivery{}
 	nc := s.nc
 	s.mu.Unlock()
