@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 )
 
 // SourceKind says how a Source's Alertmanagers are found.
@@ -61,14 +63,9 @@ func NewDiscovery(sources []Source, resolver Resolver, m *Manager, logger *slog.
 	}
 	d := &Discovery{
 		sources: sources, resolver: resolver, manager: m, logger: logger,
-		failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "discovery_failures_total",
-			Help: "DNS lookups of Alertmanager names that failed; the last known addresses were kept.",
-		}),
+		failures: metric.With(reg, subsystem).Counter("discovery_failures_total",
+			"DNS lookups of Alertmanager names that failed; the last known addresses were kept."),
 		last: map[string][]*url.URL{},
-	}
-	if reg != nil {
-		reg.MustRegister(d.failures)
 	}
 	return d
 }

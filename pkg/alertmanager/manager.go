@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
@@ -67,42 +68,24 @@ const (
 
 func (o *Options) withDefaults() {
 	defer func() { o.HTTPClient = postOnly(o.HTTPClient) }()
-	if o.QueueCapacity <= 0 {
-		o.QueueCapacity = DefaultQueueCapacity
-	}
-	if o.QueueMaxBytes <= 0 {
-		o.QueueMaxBytes = DefaultQueueMaxBytes
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = DefaultBatchSize
-	}
-	if o.MaxRequestsInFlight <= 0 {
-		o.MaxRequestsInFlight = DefaultMaxRequestsInFlight
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
-	}
+	defaults.Set(&o.QueueCapacity, DefaultQueueCapacity)
+	defaults.Set(&o.QueueMaxBytes, DefaultQueueMaxBytes)
+	defaults.Set(&o.BatchSize, DefaultBatchSize)
+	defaults.Set(&o.MaxRequestsInFlight, DefaultMaxRequestsInFlight)
+	defaults.Set(&o.Timeout, DefaultTimeout)
+	defaults.Set(&o.MinBackoff, DefaultMinBackoff)
+	defaults.Set(&o.MaxBackoff, DefaultMaxBackoff)
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
-	if o.MaxRetryAfter <= 0 {
-		o.MaxRetryAfter = DefaultMaxRetryAfter
-	}
+	defaults.Set(&o.MaxRetryAfter, DefaultMaxRetryAfter)
 	if o.ResendDelay == 0 {
 		o.ResendDelay = DefaultResendDelay
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{}
 	}
-	if o.UserAgent == "" {
-		o.UserAgent = "falco-am-bridge"
-	}
+	defaults.Set(&o.UserAgent, "falco-am-bridge")
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -2,12 +2,11 @@ package alertmanager
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 )
 
-const (
-	namespace = "falco_am_bridge"
-	subsystem = "alertmanager"
-)
+const subsystem = "alertmanager"
 
 // Reasons an alert leaves a queue without being delivered.
 const (
@@ -44,45 +43,23 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "alerts_sent_total",
-			Help: "Alerts delivered to an Alertmanager (accepted with a 2xx).",
-		}, []string{"alertmanager"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "alerts_dropped_total",
-			Help: "Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed, storage_full (dropped with the oldest segment of a full durable queue), and redirect, unauthorized, forbidden, not_found (the bridge is set up wrong for that Alertmanager).",
-		}, []string{"alertmanager", "reason"}),
-		merged: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "alerts_merged_total",
-			Help: "Alerts coalesced into a waiting alert with the same labels.",
-		}, []string{"alertmanager"}),
-		queueCapacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "queue_capacity",
-			Help: "Capacity of the queue of an Alertmanager.",
-		}, []string{"alertmanager"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "requests_total",
-			Help: "POSTs to an Alertmanager, by outcome: success, retryable_error, rejected, config_error (a redirect, 401, 403, 404), cancelled.",
-		}, []string{"alertmanager", "outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "request_duration_seconds",
-			Help:    "Duration of POSTs to an Alertmanager.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"alertmanager"}),
-		targets: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "targets",
-			Help: "Alertmanagers alerts are sent to.",
-		}),
-		targetRemoved: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "removed_target_dropped_alerts_total",
-			Help: "Alerts dropped because their Alertmanager was removed and no new one took its queue (target_removed); the removed Alertmanager's own series are deleted.",
-		}),
+	f := metric.With(reg, subsystem)
+	return &metrics{
+		sent: f.CounterVec("alerts_sent_total", "Alerts delivered to an Alertmanager (accepted with a 2xx).", "alertmanager"),
+		dropped: f.CounterVec("alerts_dropped_total",
+			"Alerts that left a queue undelivered, by reason: queue_full, expired (endsAt passed), rejected (4xx), shutdown, target_removed, storage_full (dropped with the oldest segment of a full durable queue), and redirect, unauthorized, forbidden, not_found (the bridge is set up wrong for that Alertmanager).",
+			"alertmanager", "reason"),
+		merged:        f.CounterVec("alerts_merged_total", "Alerts coalesced into a waiting alert with the same labels.", "alertmanager"),
+		queueCapacity: f.GaugeVec("queue_capacity", "Capacity of the queue of an Alertmanager.", "alertmanager"),
+		requests: f.CounterVec("requests_total",
+			"POSTs to an Alertmanager, by outcome: success, retryable_error, rejected, config_error (a redirect, 401, 403, 404), cancelled.",
+			"alertmanager", "outcome"),
+		latency: f.HistogramVec("request_duration_seconds", "Duration of POSTs to an Alertmanager.",
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "alertmanager"),
+		targets: f.Gauge("targets", "Alertmanagers alerts are sent to."),
+		targetRemoved: f.Counter("removed_target_dropped_alerts_total",
+			"Alerts dropped because their Alertmanager was removed and no new one took its queue (target_removed); the removed Alertmanager's own series are deleted."),
 	}
-	if reg != nil {
-		reg.MustRegister(m.sent, m.dropped, m.merged, m.queueCapacity, m.requests, m.latency, m.targets, m.targetRemoved)
-	}
-	return m
 }
 
 // addTarget presets every series of a new Alertmanager to zero.
@@ -130,18 +107,17 @@ type queueLengths struct {
 }
 
 func newQueueLengths(m *Manager) *queueLengths {
-	return &queueLengths{m: m, desc: prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, subsystem, "queue_length"),
-		"Alerts waiting in the queue of an Alertmanager, those being sent included; alertmanager=\"pending\" holds alerts while no Alertmanager is known.",
-		[]string{"alertmanager"}, nil),
-		bytes: prometheus.NewDesc(
-			prometheus.BuildFQName(namespace, subsystem, "queue_bytes"),
-			"Approximate bytes of the alerts in the queue of an Alertmanager; alertmanager.queue_max_bytes caps it.",
-			[]string{"alertmanager"}, nil),
-		backlog: prometheus.NewDesc(
-			prometheus.BuildFQName(namespace, subsystem, "spool_backlog"),
+	f := metric.With(nil, subsystem)
+	return &queueLengths{m: m,
+		desc: f.Desc("queue_length",
+			"Alerts waiting in the queue of an Alertmanager, those being sent included; alertmanager=\"pending\" holds alerts while no Alertmanager is known.",
+			"alertmanager"),
+		bytes: f.Desc("queue_bytes",
+			"Approximate bytes of the alerts in the queue of an Alertmanager; alertmanager.queue_max_bytes caps it.", "alertmanager"),
+		backlog: f.Desc("spool_backlog",
 			"With a durable queue (storage.path): alerts in it that an Alertmanager has not read into its queue yet; storage.max_bytes bounds them.",
-			[]string{"alertmanager"}, nil)}
+			"alertmanager"),
+	}
 }
 
 func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) {

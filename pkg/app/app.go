@@ -27,6 +27,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/config"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/sensors"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/server"
@@ -96,7 +97,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		versioncollector.NewCollector(namespace),
+		versioncollector.NewCollector(metric.Namespace),
 	)
 	a.metrics = newMetrics(a.registry)
 	a.initUI()

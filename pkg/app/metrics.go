@@ -2,9 +2,9 @@ package app
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-const namespace = "falco_am_bridge"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
+)
 
 type metrics struct {
 	reloadOK   prometheus.Gauge
@@ -12,18 +12,12 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	f := metric.With(reg, "")
 	m := &metrics{
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "config_last_reload_successful",
-			Help: "Whether the last configuration reload succeeded.",
-		}),
-		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
-			Help: "When the configuration was last loaded successfully.",
-		}),
+		reloadOK:   f.Gauge("config_last_reload_successful", "Whether the last configuration reload succeeded."),
+		reloadTime: f.Gauge("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully."),
 	}
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
-	reg.MustRegister(m.reloadOK, m.reloadTime)
 	return m
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 )
 
 // Error says what is wrong with one event of a request: which event, which
@@ -65,15 +67,9 @@ const (
 )
 
 func (l *Limits) withDefaults() {
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = DefaultMaxDepth
-	}
-	if l.MaxFields <= 0 {
-		l.MaxFields = DefaultMaxFields
-	}
-	if l.MaxErrors <= 0 {
-		l.MaxErrors = DefaultMaxErrors
-	}
+	defaults.Set(&l.MaxDepth, DefaultMaxDepth)
+	defaults.Set(&l.MaxFields, DefaultMaxFields)
+	defaults.Set(&l.MaxErrors, DefaultMaxErrors)
 }
 
 // Body is a decoded request body. Every event of the body is in Events or

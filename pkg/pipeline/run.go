@@ -10,6 +10,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/storage"
 )
@@ -152,23 +153,18 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "falco_am_bridge", Name: name, Help: help})
-	}
+	f := metric.With(reg, "")
 	m := &metrics{
-		received: counter("events_received_total", "Falco events received, valid or not."),
-		invalid:  counter("events_invalid_total", "Falco events rejected as invalid, or whose alert cannot be sent (answered with 400; from JetStream, terminated)."),
-		accepted: counter("events_accepted_total", "Valid Falco events taken."),
-		mappingErrors: counter("mapping_errors_total",
+		received: f.Counter("events_received_total", "Falco events received, valid or not."),
+		invalid:  f.Counter("events_invalid_total", "Falco events rejected as invalid, or whose alert cannot be sent (answered with 400; from JetStream, terminated)."),
+		accepted: f.Counter("events_accepted_total", "Valid Falco events taken."),
+		mappingErrors: f.Counter("mapping_errors_total",
 			"Label or annotation templates that failed on an event; the alert was sent without that value."),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "falco_am_bridge", Name: "events_dropped_total",
-			Help: "Valid events that made no alert because a filter of the mapping dropped them: min_priority or override.",
-		}, []string{"reason"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "falco_am_bridge", Name: "events_refused_total",
-			Help: "Valid events not taken, answered 503 with Retry-After (from JetStream, given back with that delay), by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
-		}, []string{"reason"}),
+		dropped: f.CounterVec("events_dropped_total",
+			"Valid events that made no alert because a filter of the mapping dropped them: min_priority or override.", "reason"),
+		refused: f.CounterVec("events_refused_total",
+			"Valid events not taken, answered 503 with Retry-After (from JetStream, given back with that delay), by reason: storage_full (storage.when_full=refuse), storage_error (the disk refused the write), shutdown.",
+			"reason"),
 		mappingErrLog: ratelog.New(10 * time.Second),
 		noTargetLog:   ratelog.New(10 * time.Second),
 	}
@@ -178,6 +174,5 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{ReasonStorageFull, ReasonStorageError, ReasonShutdown} {
 		m.refused.WithLabelValues(r)
 	}
-	reg.MustRegister(m.received, m.invalid, m.accepted, m.mappingErrors, m.dropped, m.refused)
 	return m
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
 
@@ -112,9 +114,7 @@ type sensor struct {
 // New returns a Tracker registering its metrics with reg. sender is only
 // used when SilentAfter is above 0.
 func New(opts Options, sender Sender, logger *slog.Logger, reg prometheus.Registerer) *Tracker {
-	if opts.MaxTracked <= 0 {
-		opts.MaxTracked = DefaultMaxTracked
-	}
+	defaults.Set(&opts.MaxTracked, DefaultMaxTracked)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -126,16 +126,12 @@ func New(opts Options, sender Sender, logger *slog.Logger, reg prometheus.Regist
 		lru:      list.New(),
 		wake:     make(chan struct{}, 1),
 		evictLog: ratelog.New(time.Minute),
-		evicted: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "falco_am_bridge", Name: "sensors_evicted_total",
-			Help: "Sensors forgotten because --sensors.max-tracked was reached; the one heard from longest ago goes first.",
-		}),
-		silentNow: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "falco_am_bridge", Name: "sensors_silent",
-			Help: "Tracked sensors quiet for longer than --sensors.silent-after (0 when that is off).",
-		}),
+		evicted: metric.With(reg, "").Counter("sensors_evicted_total",
+			"Sensors forgotten because --sensors.max-tracked was reached; the one heard from longest ago goes first."),
+		silentNow: metric.With(reg, "").Gauge("sensors_silent",
+			"Tracked sensors quiet for longer than --sensors.silent-after (0 when that is off)."),
 	}
-	reg.MustRegister(t.evicted, t.silentNow, collector{t})
+	reg.MustRegister(collector{t})
 	return t
 }
 
@@ -345,7 +341,7 @@ func (t *Tracker) groupAlert(silent []*sensor, static model.LabelSet, now time.T
 	description := fmt.Sprintf("More than %d Falco sensors are silent at once, so the bridge sends this one alert "+
 		"instead of a FalcoSensorSilent for each. Silent longest: %s. A network cut, or an outage of what stands "+
 		"between Falco and the bridge, silences many sensors together; "+
-		"falco_am_bridge_sensor_last_event_timestamp_seconds has every one.", MaxSilentAlerts, shown)
+		"%s has every one.", MaxSilentAlerts, shown, metric.Name("", "sensor_last_event_timestamp_seconds"))
 	if len(silent) <= MaxSilentAlerts {
 		summary = fmt.Sprintf("%d Falco sensors are silent now, at most %d", len(silent), MaxSilentAlerts)
 		description = "Few enough Falco sensors are silent again for each to have a FalcoSensorSilent of its own."
@@ -401,11 +397,10 @@ func (t *Tracker) alert(s *sensor, static model.LabelSet, now time.Time, resolvi
 type collector struct{ t *Tracker }
 
 var (
-	lastEventDesc = prometheus.NewDesc("falco_am_bridge_sensor_last_event_timestamp_seconds",
+	lastEventDesc = metric.With(nil, "").Desc("sensor_last_event_timestamp_seconds",
 		"When the bridge last received an event from the Falco sensor on this host (Unix time). Bounded by --sensors.max-tracked.",
-		[]string{"hostname"}, nil)
-	trackedDesc = prometheus.NewDesc("falco_am_bridge_sensors_tracked",
-		"Falco sensors (hostnames) currently tracked.", nil, nil)
+		"hostname")
+	trackedDesc = metric.With(nil, "").Desc("sensors_tracked", "Falco sensors (hostnames) currently tracked.")
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {

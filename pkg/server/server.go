@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
@@ -69,16 +71,9 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "falco_am_bridge", Name: "http_requests_total",
-			Help: "HTTP requests by handler and status code.",
-		}, []string{"handler", "code"}),
+	return &metrics{
+		requests: metric.With(reg, "").CounterVec("http_requests_total", "HTTP requests by handler and status code.", "handler", "code"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests)
-	}
-	return m
 }
 
 // New returns the HTTP handler of the bridge.
@@ -89,15 +84,10 @@ func New(opts Options, deps Deps) http.Handler {
 	e.IPExtractor = echo.ExtractIPDirect()
 	m := newMetrics(deps.Registry)
 	budget := &bodyBudget{max: opts.MaxBodyBytesInFlight}
-	if budget.max <= 0 {
-		budget.max = DefaultMaxBodyBytesInFlight
-	}
-	if deps.Registry != nil {
-		deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "falco_am_bridge", Name: "http_request_body_bytes",
-			Help: "Memory held by the request bodies being read or handled now; bounded by --web.max-request-bytes-in-flight.",
-		}, func() float64 { return float64(budget.used.Load()) }))
-	}
+	defaults.Set(&budget.max, DefaultMaxBodyBytesInFlight)
+	metric.With(deps.Registry, "").GaugeFunc("http_request_body_bytes",
+		"Memory held by the request bodies being read or handled now; bounded by --web.max-request-bytes-in-flight.",
+		func() float64 { return float64(budget.used.Load()) })
 	e.HTTPErrorHandler = errorHandler(deps.Logger)
 	e.Use(countRequests(m), sameOrigin)
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 )
@@ -91,12 +92,8 @@ type Recent struct {
 // NewRecent returns a ring of at most maxEvents entries and about maxBytes
 // bytes; zero values take the defaults.
 func NewRecent(maxEvents, maxBytes int) *Recent {
-	if maxEvents <= 0 {
-		maxEvents = DefaultRecentEvents
-	}
-	if maxBytes <= 0 {
-		maxBytes = DefaultRecentBytes
-	}
+	defaults.Set(&maxEvents, DefaultRecentEvents)
+	defaults.Set(&maxBytes, DefaultRecentBytes)
 	return &Recent{entries: make([]Entry, maxEvents), maxBytes: maxBytes, nextID: 1}
 }
 

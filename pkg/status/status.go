@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alertmanager"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/source/jetstream"
 )
 
 // Status is what GET /api/v1/status answers and the status page shows.
@@ -100,27 +102,17 @@ type RecentSet struct {
 
 // Metric names read back from the registry.
 const (
-	metricReceived      = "falco_am_bridge_events_received_total"
-	metricAccepted      = "falco_am_bridge_events_accepted_total"
-	metricInvalid       = "falco_am_bridge_events_invalid_total"
-	metricDropped       = "falco_am_bridge_events_dropped_total"
-	metricMappingErrors = "falco_am_bridge_mapping_errors_total"
-	metricQueueLength   = "falco_am_bridge_alertmanager_queue_length"
-	metricQueueCap      = "falco_am_bridge_alertmanager_queue_capacity"
-	metricRequests      = "falco_am_bridge_alertmanager_requests_total"
-	metricSent          = "falco_am_bridge_alertmanager_alerts_sent_total"
-	metricAMDropped     = "falco_am_bridge_alertmanager_alerts_dropped_total"
-	metricMerged        = "falco_am_bridge_alertmanager_alerts_merged_total"
-	// The JetStream source's (pkg/source/jetstream).
-	metricSrcReceived     = "falco_am_bridge_source_messages_received_total"
-	metricSrcAcked        = "falco_am_bridge_source_messages_acked_total"
-	metricSrcTermed       = "falco_am_bridge_source_messages_termed_total"
-	metricSrcNaked        = "falco_am_bridge_source_messages_naked_total"
-	metricSrcRedeliveries = "falco_am_bridge_source_redeliveries_total"
-	metricSrcLag          = "falco_am_bridge_source_consumer_lag"
-	metricSrcAckPending   = "falco_am_bridge_source_consumer_ack_pending"
-	metricSrcHeld         = "falco_am_bridge_source_messages_held"
-	metricSrcConnected    = "falco_am_bridge_source_connected"
+	metricReceived      = metric.Namespace + "_events_received_total"
+	metricAccepted      = metric.Namespace + "_events_accepted_total"
+	metricInvalid       = metric.Namespace + "_events_invalid_total"
+	metricDropped       = metric.Namespace + "_events_dropped_total"
+	metricMappingErrors = metric.Namespace + "_mapping_errors_total"
+	metricQueueLength   = metric.Namespace + "_alertmanager_queue_length"
+	metricQueueCap      = metric.Namespace + "_alertmanager_queue_capacity"
+	metricRequests      = metric.Namespace + "_alertmanager_requests_total"
+	metricSent          = metric.Namespace + "_alertmanager_alerts_sent_total"
+	metricAMDropped     = metric.Namespace + "_alertmanager_alerts_dropped_total"
+	metricMerged        = metric.Namespace + "_alertmanager_alerts_merged_total"
 )
 
 // FromMetrics fills the counters and the Alertmanager targets from the
@@ -240,20 +232,20 @@ func sourcesFrom(each func(name string, fn func(labels map[string]string, v floa
 		return src
 	}
 	for name, field := range map[string]func(*Source) *int64{
-		metricSrcReceived: func(s *Source) *int64 { return &s.Received },
-		metricSrcAcked:    func(s *Source) *int64 { return &s.Acked },
-		metricSrcTermed:   func(s *Source) *int64 { return &s.Termed },
-		metricSrcNaked:    func(s *Source) *int64 { return &s.Naked },
-		metricSrcRedeliveries: func(s *Source) *int64 {
+		jetstream.MetricReceived: func(s *Source) *int64 { return &s.Received },
+		jetstream.MetricAcked:    func(s *Source) *int64 { return &s.Acked },
+		jetstream.MetricTermed:   func(s *Source) *int64 { return &s.Termed },
+		jetstream.MetricNaked:    func(s *Source) *int64 { return &s.Naked },
+		jetstream.MetricRedeliveries: func(s *Source) *int64 {
 			return &s.Redeliveries
 		},
-		metricSrcLag:        func(s *Source) *int64 { return &s.Lag },
-		metricSrcAckPending: func(s *Source) *int64 { return &s.AckPending },
-		metricSrcHeld:       func(s *Source) *int64 { return &s.Held },
+		jetstream.MetricLag:        func(s *Source) *int64 { return &s.Lag },
+		jetstream.MetricAckPending: func(s *Source) *int64 { return &s.AckPending },
+		jetstream.MetricHeld:       func(s *Source) *int64 { return &s.Held },
 	} {
 		each(name, func(l map[string]string, v float64) { *field(get(l)) = int64(v) })
 	}
-	each(metricSrcConnected, func(l map[string]string, v float64) { get(l).Connected = v == 1 })
+	each(jetstream.MetricConnected, func(l map[string]string, v float64) { get(l).Connected = v == 1 })
 	out := make([]Source, 0, len(byKey))
 	for _, src := range byKey {
 		out = append(out, *src)

@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 )
 
@@ -173,12 +174,8 @@ type Store struct {
 // Open opens (creating it if needed) the spool in dir, with the marks a
 // previous run saved.
 func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
-	if opts.SegmentBytes <= 0 {
-		opts.SegmentBytes = DefaultSegmentBytes
-	}
-	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = DefaultMaxBytes
-	}
+	defaults.Set(&opts.SegmentBytes, DefaultSegmentBytes)
+	defaults.Set(&opts.MaxBytes, DefaultMaxBytes)
 	switch opts.WhenFull {
 	case "":
 		opts.WhenFull = DropOldest
@@ -618,9 +615,7 @@ func (s *Store) remove(seg *segment, keep bool) {
 func (s *Store) loop() {
 	defer close(s.done)
 	interval := s.opts.FsyncInterval
-	if interval <= 0 {
-		interval = time.Second
-	}
+	defaults.Set(&interval, time.Second)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

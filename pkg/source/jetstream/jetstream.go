@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
@@ -93,21 +94,11 @@ func New(o Options, run Runner, logger *slog.Logger, reg prometheus.Registerer) 
 	if len(o.URLs) == 0 || o.Stream == "" || o.Consumer == "" {
 		return nil, errors.New("source.nats: urls, stream and consumer are needed")
 	}
-	if o.Subject == "" {
-		o.Subject = DefaultSubject
-	}
-	if o.MaxAckPending <= 0 {
-		o.MaxAckPending = DefaultMaxAckPending
-	}
-	if o.AckWait <= 0 {
-		o.AckWait = DefaultAckWait
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = DefaultPollInterval
-	}
-	if o.Name == "" {
-		o.Name = "falco-am-bridge"
-	}
+	defaults.Set(&o.Subject, DefaultSubject)
+	defaults.Set(&o.MaxAckPending, DefaultMaxAckPending)
+	defaults.Set(&o.AckWait, DefaultAckWait)
+	defaults.Set(&o.PollInterval, DefaultPollInterval)
+	defaults.Set(&o.Name, "falco-am-bridge")
 	s := &Source{
 		o: o, run: run, logger: logger.With("source", "jetstream", "stream", o.Stream, "consumer", o.Consumer),
 		held: map[uint64]*delivery{}, restart: make(chan struct{}, 1), errLog: ratelog.New(10 * time.Second),
