@@ -247,7 +247,7 @@ func (d *demo) status(url string) {
 	for _, e := range s.Recent.Events {
 		what := e.Outcome
 		if e.Alert != nil {
-			what = "alert " + e.Alert.Labels["alertname"] + " severity=" + e.Alert.Labels["severity"]
+			what = "alert " + string(e.Alert.Labels["alertname"]) + " severity=" + string(e.Alert.Labels["severity"])
 		}
 		d.printf("  %s  %-9s %-40.40s -> %s\n", e.Received.Format(time.TimeOnly), e.Priority, e.Rule, what)
 	}

@@ -149,7 +149,7 @@ func TestUIInBrowser(t *testing.T) {
 		// The running mapping still makes the alert it made.
 		s.send(t, benign)
 		last := waitStatus(ctx, t, s.bridge.URL, func(st status.Status) bool { return len(st.Recent.Events) == 3 })
-		if a := last.Recent.Events[0].Alert; a == nil || a.Labels["team"] != "" || a.Labels["alertname"] != string(want.Labels["alertname"]) {
+		if a := last.Recent.Events[0].Alert; a == nil || a.Labels["team"] != "" || a.Labels["alertname"] != want.Labels["alertname"] {
 			t.Errorf("the running mapping changed: %+v", a)
 		}
 	})

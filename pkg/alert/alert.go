@@ -14,16 +14,16 @@ import (
 // Alert is one alert as the bridge sends it. Its identity, for
 // Alertmanager and for coalescing in the queues, is its label set.
 type Alert struct {
-	Labels       model.LabelSet
-	Annotations  model.LabelSet
-	StartsAt     time.Time
-	EndsAt       time.Time
-	GeneratorURL string
+	Labels       model.LabelSet `json:"labels"`
+	Annotations  model.LabelSet `json:"annotations,omitempty"`
+	StartsAt     time.Time      `json:"startsAt"`
+	EndsAt       time.Time      `json:"endsAt"`
+	GeneratorURL string         `json:"generatorURL,omitempty"`
 	// Resolve marks an alert that ends one sent before (its EndsAt is when
 	// it ended, often past). It is delivered even after EndsAt, as that is
 	// what makes Alertmanager resolve the alert it holds, and a queued
 	// alert with the same labels takes its EndsAt.
-	Resolve bool
+	Resolve bool `json:"-"`
 }
 
 // CheckError says why an alert cannot be sent: Alertmanager would refuse

@@ -3,14 +3,14 @@ package app
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
-	"maps"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/status"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/translate"
@@ -132,7 +132,7 @@ func serveFate(t *testing.T, a *App, line string) string {
 		t.Fatalf("answer says %s, the ring %s", fromAnswer, e.Outcome)
 	}
 	if e.Alert != nil {
-		return fromAnswer + " " + labelString(e.Alert.Labels)
+		return fromAnswer + " " + e.Alert.Labels.String()
 	}
 	return fromAnswer
 }
@@ -147,11 +147,11 @@ func translateFate(t *testing.T, a *App, line string) string {
 		t.Fatalf("translate: %v", err)
 	}
 	if len(ans.Alerts) == 1 {
-		ls := map[string]string{}
+		ls := model.LabelSet{}
 		for k, v := range ans.Alerts[0].Labels {
-			ls[k] = v
+			ls[model.LabelName(k)] = model.LabelValue(v)
 		}
-		return status.OutcomeAlert + " " + labelString(ls)
+		return status.OutcomeAlert + " " + ls.String()
 	}
 	for _, e := range ans.Errors {
 		switch e.Kind {
@@ -165,16 +165,4 @@ func translateFate(t *testing.T, a *App, line string) string {
 	}
 	t.Fatalf("translate gave neither an alert nor a reason: %+v", ans)
 	return ""
-}
-
-func labelString(ls map[string]string) string {
-	var b strings.Builder
-	for _, k := range sortedKeys(ls) {
-		fmt.Fprintf(&b, "%s=%q,", k, ls[k])
-	}
-	return b.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	return slices.Sorted(maps.Keys(m))
 }

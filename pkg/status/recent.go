@@ -50,9 +50,9 @@ type Entry struct {
 	Source   string    `json:"source,omitempty"`
 	Hostname string    `json:"hostname,omitempty"`
 	Outcome  string    `json:"outcome"`
-	// Alert is set when the outcome is alert.
-	Alert *Alert       `json:"alert,omitempty"`
-	alert *alert.Alert // kept as made (alerts are not changed once queued); List fills Alert from it
+	// Alert is set when the outcome is alert: the alert as made (alerts
+	// are not changed once queued), shown in the JSON the bridge POSTs.
+	Alert *alert.Alert `json:"alert,omitempty"`
 	raw   []byte       // owned; List fills Event from it
 	// DropReason is set when the outcome is dropped.
 	DropReason string `json:"drop_reason,omitempty"`
@@ -67,15 +67,6 @@ type Entry struct {
 	EventTruncated bool `json:"event_truncated,omitempty"`
 
 	size int
-}
-
-// Alert is the alert an event became.
-type Alert struct {
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
 // Recent is a bounded ring of the last events, by count and by bytes. A nil
@@ -130,7 +121,7 @@ func (r *Recent) Record(body []byte, b *pipeline.Body, received time.Time) {
 				e.Outcome = OutcomeUnavailable
 				e.Errors = append(e.Errors, "not taken, answered 503: "+b.Err.Error())
 			}
-			e.alert = o.Alert
+			e.Alert = o.Alert
 			for k, v := range o.Alert.Labels {
 				e.size += len(k) + len(v)
 			}
@@ -187,18 +178,6 @@ func (r *Recent) List() []Entry {
 	r.mu.Unlock()
 	for i := range out {
 		out[i].Event = string(out[i].raw)
-		if a := out[i].alert; a != nil {
-			out[i].Alert = &Alert{
-				Labels: make(map[string]string, len(a.Labels)), Annotations: make(map[string]string, len(a.Annotations)),
-				StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL,
-			}
-			for k, v := range a.Labels {
-				out[i].Alert.Labels[string(k)] = string(v)
-			}
-			for k, v := range a.Annotations {
-				out[i].Alert.Annotations[string(k)] = string(v)
-			}
-		}
 	}
 	return out
 }
