@@ -41,12 +41,8 @@ type Recorder interface {
 
 // Pipeline runs the bodies the bridge receives.
 type Pipeline struct {
-	mapping func() *mapping.Mapping
-	sink    Sink
-	seen    func(host string, received time.Time)
-	rec     Recorder
-	logger  *slog.Logger
-	m       *metrics
+	o Options
+	m *metrics
 }
 
 // Options are what a Pipeline needs.
@@ -65,7 +61,7 @@ type Options struct {
 
 // New returns a Pipeline and registers its metrics.
 func New(o Options) *Pipeline {
-	return &Pipeline{mapping: o.Mapping, sink: o.Sink, seen: o.Seen, rec: o.Recorder, logger: o.Logger, m: newMetrics(o.Registry)}
+	return &Pipeline{o: o, m: newMetrics(o.Registry)}
 }
 
 // Run evaluates body, then stores and queues its alerts. When the sink
@@ -76,7 +72,7 @@ func (p *Pipeline) Run(body []byte, received time.Time, lim falco.Limits) *Body 
 
 // RunAck is Run that gives ack to the sink with the alerts (see Ack).
 func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack Ack) *Body {
-	b := Evaluate(p.mapping(), body, received, lim)
+	b := Evaluate(p.o.Mapping(), body, received, lim)
 	if b.TooMany {
 		return b
 	}
@@ -85,13 +81,13 @@ func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack
 	var mapErrs int
 	for i := range b.Outcomes {
 		o := &b.Outcomes[i]
-		if o.Event != nil && p.seen != nil {
-			p.seen(o.Event.Hostname, received)
+		if o.Event != nil && p.o.Seen != nil {
+			p.o.Seen(o.Event.Hostname, received)
 		}
 		if len(o.MapErrors) > 0 {
 			mapErrs += len(o.MapErrors)
 			if ok, n := p.m.mappingErrLog.Allow(received); ok {
-				p.logger.Warn("mapping template failed; the alert is sent without that value", "rule", o.Event.Rule, "err", o.MapErrors[0], "suppressed_since_last", n)
+				p.o.Logger.Warn("mapping template failed; the alert is sent without that value", "rule", o.Event.Rule, "err", o.MapErrors[0], "suppressed_since_last", n)
 			}
 		}
 		switch o.Fate {
@@ -99,13 +95,13 @@ func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack
 			wires = append(wires, alert.Encode(o.Alert))
 		case Dropped:
 			p.m.dropped.WithLabelValues(o.DropReason).Inc()
-			p.logger.Debug("event dropped by the mapping", "rule", o.Event.Rule, "priority", o.Event.Priority, "reason", o.DropReason)
+			p.o.Logger.Debug("event dropped by the mapping", "rule", o.Event.Rule, "priority", o.Event.Priority, "reason", o.DropReason)
 		}
 	}
 	p.m.mappingErrors.Add(float64(mapErrs))
 	p.m.invalid.Add(float64(b.Rejected))
 	if len(wires) > 0 {
-		n, err := p.sink.SendAll(wires, ack)
+		n, err := p.o.Sink.SendAll(wires, ack)
 		if err != nil {
 			b.Err = unavailable(err)
 			p.m.refused.WithLabelValues(b.Err.Reason).Add(float64(b.Received - b.Rejected))
@@ -113,7 +109,7 @@ func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack
 			b.Queues = n
 			if n == 0 {
 				if ok, sup := p.m.noTargetLog.Allow(received); ok {
-					p.logger.Warn("no Alertmanager known yet; alerts are held until one is", "alerts", len(wires), "suppressed_since_last", sup)
+					p.o.Logger.Warn("no Alertmanager known yet; alerts are held until one is", "alerts", len(wires), "suppressed_since_last", sup)
 				}
 			}
 		}
@@ -121,8 +117,8 @@ func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack
 	if b.Err == nil {
 		p.m.accepted.Add(float64(b.Received - b.Rejected))
 	}
-	if p.rec != nil {
-		p.rec.Record(body, b, received)
+	if p.o.Recorder != nil {
+		p.o.Recorder.Record(body, b, received)
 	}
 	return b
 }
