@@ -48,70 +48,37 @@ func options() []option {
 	return []option{
 		{flag: "web.listen-address", key: "web.listen_address", def: ":2802",
 			help: "Address to listen on for Falco events, health checks and metrics.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.ListenAddress, err = v.hostPort()
-				return
-			}},
+			set:  to(value.hostPort, func(c *Config) *string { return &c.Web.ListenAddress })},
 		{flag: "web.config.file", key: "web.config_file",
 			help: "Prometheus web configuration file for TLS, mutual TLS and basic auth on the listener.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.ConfigFile, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Web.ConfigFile })},
 		{flag: "web.bearer-token-file", key: "web.bearer_token_file",
 			help: "File holding a bearer token that senders must present (Authorization: Bearer ...).",
-			set: func(c *Config, v value) (err error) {
-				c.Web.BearerTokenFile, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Web.BearerTokenFile })},
 		{flag: "web.max-request-bytes", key: "web.max_request_bytes", typ: "size", def: "4MiB",
 			help: "Largest request body accepted, after gzip decompression.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.MaxRequestBytes, err = v.bytes()
-				return
-			}},
+			set:  to(value.bytes, func(c *Config) *int64 { return &c.Web.MaxRequestBytes })},
 		{flag: "web.max-request-bytes-in-flight", key: "web.max_request_bytes_in_flight", typ: "size", def: "64MiB",
 			help: "Most memory all request bodies being read take together; past it requests are answered 503 with Retry-After.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.MaxRequestBytesInFlight, err = v.bytes()
-				return
-			}},
+			set:  to(value.bytes, func(c *Config) *int64 { return &c.Web.MaxRequestBytesInFlight })},
 		{flag: "web.max-events-per-request", key: "web.max_events_per_request", typ: "number", def: "10000",
 			help: "Most events accepted in one request.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.MaxEventsPerRequest, err = v.positiveInt()
-				return
-			}},
+			set:  to(value.positiveInt, func(c *Config) *int { return &c.Web.MaxEventsPerRequest })},
 		{flag: "web.read-header-timeout", key: "web.read_header_timeout", typ: "duration", def: "10s",
 			help: "Time allowed to read request headers.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.ReadHeaderTimeout, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Web.ReadHeaderTimeout })},
 		{flag: "web.read-timeout", key: "web.read_timeout", typ: "duration", def: "30s",
 			help: "Time allowed to read a whole request.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.ReadTimeout, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Web.ReadTimeout })},
 		{flag: "web.write-timeout", key: "web.write_timeout", typ: "duration", def: "30s",
 			help: "Time allowed to write a response.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.WriteTimeout, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Web.WriteTimeout })},
 		{flag: "web.idle-timeout", key: "web.idle_timeout", typ: "duration", def: "2m",
 			help: "How long an idle keep-alive connection (Falco reuses one) stays open.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.IdleTimeout, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Web.IdleTimeout })},
 		{flag: "web.ui", key: "web.ui", typ: "boolean", def: "true",
 			help: "Serve the status page (/), the mapping playground (/playground), /api/v1/status and /api/v1/translate, behind the same authentication as ingest. They show event contents.",
-			set: func(c *Config, v value) (err error) {
-				c.Web.UI, err = v.boolean()
-				return
-			}},
+			set:  to(value.boolean, func(c *Config) *bool { return &c.Web.UI })},
 		{flag: "alertmanager.url", key: "alertmanager.urls", list: true, def: "http://127.0.0.1:9093",
 			help: "Alertmanager to send to; repeat for every Alertmanager of an HA cluster. dns+http://name:port follows A/AAAA records, dnssrv+http://_web._tcp.name follows SRV records.",
 			set: func(c *Config, v value) error {
@@ -136,100 +103,52 @@ func options() []option {
 			}},
 		{flag: "alertmanager.timeout", key: "alertmanager.timeout", typ: "duration", def: "10s",
 			help: "Timeout of one POST to an Alertmanager.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.Timeout, err = v.positiveDuration()
-				return
-			}},
+			set:  to(value.positiveDuration, func(c *Config) *time.Duration { return &c.Alertmanager.Timeout })},
 		{flag: "alertmanager.queue-capacity", key: "alertmanager.queue_capacity", typ: "number", def: "10000",
 			help: "Alerts held in memory per Alertmanager: the whole queue without --storage.path (when full the oldest are dropped), else the window read ahead from the durable queue.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.QueueCapacity, err = v.positiveInt()
-				return
-			}},
+			set:  to(value.positiveInt, func(c *Config) *int { return &c.Alertmanager.QueueCapacity })},
 		{flag: "alertmanager.queue-max-bytes", key: "alertmanager.queue_max_bytes", typ: "size", def: "32MiB",
 			help: "Bytes of alerts held in memory per Alertmanager (their encoding and a fixed overhead each), as queue-capacity bounds them in alerts.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.QueueMaxBytes, err = v.bytes()
-				return
-			}},
+			set:  to(value.bytes, func(c *Config) *int64 { return &c.Alertmanager.QueueMaxBytes })},
 		{flag: "alertmanager.batch-size", key: "alertmanager.batch_size", typ: "number", def: "2048",
 			help: "Most alerts in one POST. Large batches keep delivery ahead of a burst; Alertmanager takes thousands in one request.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.BatchSize, err = v.positiveInt()
-				return
-			}},
+			set:  to(value.positiveInt, func(c *Config) *int { return &c.Alertmanager.BatchSize })},
 		{flag: "alertmanager.max-requests-in-flight", key: "alertmanager.max_requests_in_flight", typ: "number", def: "2",
 			help: "POSTs sent to one Alertmanager at once; two versions of one alert are never in flight together.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.MaxRequestsInFlight, err = v.positiveInt()
-				return
-			}},
+			set:  to(value.positiveInt, func(c *Config) *int { return &c.Alertmanager.MaxRequestsInFlight })},
 		{flag: "alertmanager.batch-wait", key: "alertmanager.batch_wait", typ: "duration", def: "10ms",
 			help: "How long a new alert waits for others to join its batch.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.BatchWait, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Alertmanager.BatchWait })},
 		{flag: "alertmanager.min-backoff", key: "alertmanager.min_backoff", typ: "duration", def: "500ms",
 			help: "First delay before retrying a failed POST; it doubles up to the maximum.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.MinBackoff, err = v.positiveDuration()
-				return
-			}},
+			set:  to(value.positiveDuration, func(c *Config) *time.Duration { return &c.Alertmanager.MinBackoff })},
 		{flag: "alertmanager.max-backoff", key: "alertmanager.max_backoff", typ: "duration", def: "10s",
 			help: "Longest delay between retries.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.MaxBackoff, err = v.positiveDuration()
-				return
-			}},
+			set:  to(value.positiveDuration, func(c *Config) *time.Duration { return &c.Alertmanager.MaxBackoff })},
 		{flag: "alertmanager.refresh-interval", key: "alertmanager.refresh_interval", typ: "duration", def: "30s",
 			help: "How often dns+ and dnssrv+ names are resolved again.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.RefreshInterval, err = v.positiveDuration()
-				return
-			}},
+			set:  to(value.positiveDuration, func(c *Config) *time.Duration { return &c.Alertmanager.RefreshInterval })},
 		{flag: "alertmanager.drain-timeout", key: "alertmanager.drain_timeout", typ: "duration", def: "20s",
 			help: "On shutdown, how long to keep delivering queued alerts.",
-			set: func(c *Config, v value) (err error) {
-				c.Alertmanager.DrainTimeout, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Alertmanager.DrainTimeout })},
 		{flag: "mapping.file", key: "mapping.file",
 			help: "Label-mapping file; empty uses the mapping built into the binary (mapping/default.yaml).",
-			set: func(c *Config, v value) (err error) {
-				c.Mapping.File, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Mapping.File })},
 		{flag: "storage.path", key: "storage.path",
 			help: "Directory of the durable queue; empty keeps alerts in memory only.",
-			set: func(c *Config, v value) (err error) {
-				c.Storage.Path, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Storage.Path })},
 		{flag: "storage.fsync-interval", key: "storage.fsync_interval", typ: "duration", def: "1s",
 			help: "How often the durable queue is synced to disk; 0 syncs before every answer.",
-			set: func(c *Config, v value) (err error) {
-				c.Storage.FsyncInterval, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Storage.FsyncInterval })},
 		{flag: "sensors.max-tracked", key: "sensors.max_tracked", typ: "number", def: "10000",
 			help: "Most Falco sensors (hostnames) whose last event time is tracked; when full, the one heard from longest ago is forgotten.",
-			set: func(c *Config, v value) (err error) {
-				c.Sensors.MaxTracked, err = v.positiveInt()
-				return
-			}},
+			set:  to(value.positiveInt, func(c *Config) *int { return &c.Sensors.MaxTracked })},
 		{flag: "sensors.silent-after", key: "sensors.silent_after", typ: "duration", def: "0",
 			help: "Send a FalcoSensorSilent alert for a sensor that sent events and then nothing for this long (one FalcoSensorsSilent for all when more than 10 are); 0 turns it off.",
-			set: func(c *Config, v value) (err error) {
-				c.Sensors.SilentAfter, err = v.duration()
-				return
-			}},
+			set:  to(value.duration, func(c *Config) *time.Duration { return &c.Sensors.SilentAfter })},
 		{flag: "storage.max-bytes", key: "storage.max_bytes", typ: "size", def: "256MiB",
 			help: "Most disk space the durable queue takes; when full, storage.when-full says what gives.",
-			set: func(c *Config, v value) (err error) {
-				c.Storage.MaxBytes, err = v.bytes()
-				return
-			}},
+			set:  to(value.bytes, func(c *Config) *int64 { return &c.Storage.MaxBytes })},
 		{flag: "storage.when-full", key: "storage.when_full", def: "drop-oldest",
 			help: "What a full durable queue does: drop-oldest deletes its oldest segment (counted), refuse answers new events 503 with Retry-After.",
 			set: func(c *Config, v value) (err error) {
@@ -238,10 +157,7 @@ func options() []option {
 			}},
 		{flag: "runtime.memory-limit", key: "runtime.memory_limit", typ: "size", def: "0",
 			help: "Go soft memory limit (like 200MiB), which makes the garbage collector work harder as memory use nears it; 0 takes GOMEMLIMIT when set, else 90% of the cgroup's memory limit, else 2 × alertmanager.queue-max-bytes + 64MiB.",
-			set: func(c *Config, v value) (err error) {
-				c.Runtime.MemoryLimit, err = v.sizeOrZero()
-				return
-			}},
+			set:  to(value.sizeOrZero, func(c *Config) *int64 { return &c.Runtime.MemoryLimit })},
 		{flag: "source.nats.url", key: "source.nats.urls", list: true,
 			help: "NATS server to pull Falco events from through JetStream, as falcosidekick's NATS output publishes them; repeat for every server of a cluster. Empty: HTTP ingest only.",
 			set: func(c *Config, v value) error {
@@ -260,16 +176,10 @@ func options() []option {
 			}},
 		{flag: "source.nats.stream", key: "source.nats.stream",
 			help: "JetStream stream holding the events (one capturing falcosidekick's subjects, falco.>); needed with source.nats.url.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.Stream, err = v.natsName()
-				return
-			}},
+			set:  to(value.natsName, func(c *Config) *string { return &c.Source.NATS.Stream })},
 		{flag: "source.nats.subject", key: "source.nats.subject", def: "falco.>",
 			help: "Subjects of the stream to consume; falcosidekick publishes on falco.<priority>.<rule>.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.Subject, err = v.natsSubject()
-				return
-			}},
+			set:  to(value.natsSubject, func(c *Config) *string { return &c.Source.NATS.Subject })},
 		{flag: "source.nats.consumer", key: "source.nats.consumer", def: "falco-am-bridge",
 			help: "Durable consumer name; bridges with the same name share the events, each taken by one of them.",
 			set: func(c *Config, v value) (err error) {
@@ -281,46 +191,25 @@ func options() []option {
 			}},
 		{flag: "source.nats.credentials-file", key: "source.nats.credentials_file",
 			help: "NATS credentials file (.creds: a user JWT and its NKey seed).",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.CredentialsFile, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Source.NATS.CredentialsFile })},
 		{flag: "source.nats.nkey-seed-file", key: "source.nats.nkey_seed_file",
 			help: "File holding an NKey seed (SU...) to authenticate to NATS with.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.NKeySeedFile, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Source.NATS.NKeySeedFile })},
 		{flag: "source.nats.tls.ca-file", key: "source.nats.tls.ca_file",
 			help: "CA certificates to verify the NATS servers with, instead of the system's.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.TLSCAFile, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Source.NATS.TLSCAFile })},
 		{flag: "source.nats.tls.cert-file", key: "source.nats.tls.cert_file",
 			help: "Client certificate for NATS (mutual TLS), with source.nats.tls.key_file.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.TLSCertFile, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Source.NATS.TLSCertFile })},
 		{flag: "source.nats.tls.key-file", key: "source.nats.tls.key_file",
 			help: "Private key of the client certificate for NATS.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.TLSKeyFile, err = v.str()
-				return
-			}},
+			set:  to(value.str, func(c *Config) *string { return &c.Source.NATS.TLSKeyFile })},
 		{flag: "source.nats.max-ack-pending", key: "source.nats.max_ack_pending", typ: "number", def: "1000",
 			help: "Events taken from the stream and not yet safe (spooled, or done by every Alertmanager queue), over all the bridges sharing the consumer; past it the stream holds the rest. Without --storage.path, at most alertmanager.queue_capacity.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.MaxAckPending, err = v.positiveInt()
-				return
-			}},
+			set:  to(value.positiveInt, func(c *Config) *int { return &c.Source.NATS.MaxAckPending })},
 		{flag: "source.nats.ack-wait", key: "source.nats.ack_wait", typ: "duration", def: "30s",
 			help: "How long NATS waits for a bridge to acknowledge an event before it gives it to another; a bridge renews it for the events it still holds.",
-			set: func(c *Config, v value) (err error) {
-				c.Source.NATS.AckWait, err = v.positiveDuration()
-				return
-			}},
+			set:  to(value.positiveDuration, func(c *Config) *time.Duration { return &c.Source.NATS.AckWait })},
 		{flag: "log.level", key: "log.level", def: "info",
 			help: "Log level: debug, info, warn or error.",
 			set: func(c *Config, v value) (err error) {
@@ -617,6 +506,15 @@ func lookup(m map[string]any, key string) (any, bool) {
 
 // value is a raw setting from whichever source won.
 type value struct{ raw any }
+
+// to is the set function of a setting that parse reads into the field
+// that field points at.
+func to[T any](parse func(value) (T, error), field func(*Config) *T) func(*Config, value) error {
+	return func(c *Config, v value) (err error) {
+		*field(c), err = parse(v)
+		return err
+	}
+}
 
 func (v value) String() string {
 	switch r := v.raw.(type) {
