@@ -168,32 +168,19 @@ func (s *Status) FromMetrics(g prometheus.Gatherer, results map[string]alertmana
 			Requests: map[string]int64{}, AlertsDropped: map[string]int64{},
 		}
 	})
-	target := func(l map[string]string) *Target { return targets[l["alertmanager"]] }
-	each(metricQueueLength, func(l map[string]string, v float64) {
-		if t := target(l); t != nil {
-			t.QueueLength = int(v)
-		}
-	})
-	each(metricRequests, func(l map[string]string, v float64) {
-		if t := target(l); t != nil {
-			t.Requests[l["outcome"]] += int64(v)
-		}
-	})
-	each(metricSent, func(l map[string]string, v float64) {
-		if t := target(l); t != nil {
-			t.AlertsSent += int64(v)
-		}
-	})
-	each(metricAMDropped, func(l map[string]string, v float64) {
-		if t := target(l); t != nil {
-			t.AlertsDropped[l["reason"]] += int64(v)
-		}
-	})
-	each(metricMerged, func(l map[string]string, v float64) {
-		if t := target(l); t != nil {
-			t.AlertsMerged += int64(v)
-		}
-	})
+	// eachTarget is each for the series of the targets found above.
+	eachTarget := func(name string, fn func(t *Target, l map[string]string, v float64)) {
+		each(name, func(l map[string]string, v float64) {
+			if t := targets[l["alertmanager"]]; t != nil {
+				fn(t, l, v)
+			}
+		})
+	}
+	eachTarget(metricQueueLength, func(t *Target, _ map[string]string, v float64) { t.QueueLength = int(v) })
+	eachTarget(metricRequests, func(t *Target, l map[string]string, v float64) { t.Requests[l["outcome"]] += int64(v) })
+	eachTarget(metricSent, func(t *Target, _ map[string]string, v float64) { t.AlertsSent += int64(v) })
+	eachTarget(metricAMDropped, func(t *Target, l map[string]string, v float64) { t.AlertsDropped[l["reason"]] += int64(v) })
+	eachTarget(metricMerged, func(t *Target, _ map[string]string, v float64) { t.AlertsMerged += int64(v) })
 	s.Sources = sourcesFrom(each)
 
 	s.Alertmanagers = make([]Target, 0, len(targets))
