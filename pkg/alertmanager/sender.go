@@ -108,15 +108,27 @@ func (s *sender) run(ctx context.Context, drain <-chan struct{}) {
 			}
 			if w := s.opts().BatchWait; w > 0 && s.q.waiting() < s.opts().BatchSize {
 				// Linger so that a burst of events goes out in one
-				// request. Shutdown does not wait for it.
+				// request, until the batch is full. Shutdown does not
+				// wait for it.
 				t := time.NewTimer(w)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return
-				case <-drain:
-					t.Stop()
-				case <-t.C:
+			linger:
+				for {
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return
+					case <-drain:
+						t.Stop()
+						break linger
+					case <-t.C:
+						break linger
+					case <-s.q.wake:
+						s.fill()
+						if s.q.waiting() >= s.opts().BatchSize {
+							t.Stop()
+							break linger
+						}
+					}
 				}
 				s.fill()
 			}
