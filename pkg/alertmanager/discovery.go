@@ -50,6 +50,7 @@ type Discovery struct {
 	logger   *slog.Logger
 	failures prometheus.Counter
 
+	wake    chan struct{} // SetSources asks Run to resolve at once
 	mu      sync.Mutex
 	sources []Source
 	last    map[string][]*url.URL // by source URL: the last good resolution
@@ -66,6 +67,7 @@ func NewDiscovery(sources []Source, resolver Resolver, m *Manager, logger *slog.
 		failures: metric.With(reg, subsystem).Counter("discovery_failures_total",
 			"DNS lookups of Alertmanager names that failed; the last known addresses were kept."),
 		last: map[string][]*url.URL{},
+		wake: make(chan struct{}, 1),
 	}
 	return d
 }
@@ -77,19 +79,36 @@ func (d *Discovery) Dynamic() bool {
 	return slices.ContainsFunc(d.sources, func(s Source) bool { return s.Kind != SourceStatic })
 }
 
-// SetSources replaces the sources, as a reload does; the next Refresh
-// uses them. Names that stay keep their last good resolution.
+// SetSources replaces the sources, as a reload does. Static URLs only
+// become the targets at once; with DNS names among them, Run resolves
+// them right away, and until then the targets stay. Names that stay keep
+// their last good resolution.
 func (d *Discovery) SetSources(sources []Source) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.sources = sources
 	keep := make(map[string][]*url.URL, len(sources))
+	static := make([]*url.URL, 0, len(sources))
 	for _, s := range sources {
+		if s.Kind == SourceStatic {
+			static = append(static, s.URL)
+		}
 		if urls, ok := d.last[s.Kind.prefix()+s.URL.String()]; ok {
 			keep[s.Kind.prefix()+s.URL.String()] = urls
 		}
 	}
 	d.last = keep
+	if len(static) == len(sources) {
+		// Nothing to resolve: the targets are these, now.
+		d.manager.SetTargets(static)
+		return
+	}
+	// The names are resolved by Run, off the caller's path; until then
+	// the targets stay as they are.
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (k SourceKind) prefix() string {
@@ -131,8 +150,8 @@ func (d *Discovery) Refresh(ctx context.Context) error {
 }
 
 // Run refreshes every interval until ctx ends, while any source is a DNS
-// name. interval is asked again after every wait, so a reload can change
-// it.
+// name, and at once when SetSources brings names. interval is asked
+// again before every wait, so a reload can change it.
 func (d *Discovery) Run(ctx context.Context, interval func() time.Duration) {
 	for {
 		t := time.NewTimer(interval())
@@ -140,13 +159,17 @@ func (d *Discovery) Run(ctx context.Context, interval func() time.Duration) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-d.wake:
+			// New sources: resolve them now, then wait the interval,
+			// which may be new too.
+			t.Stop()
 		case <-t.C:
 			if !d.Dynamic() {
 				continue
 			}
-			if err := d.Refresh(ctx); err != nil && ctx.Err() == nil {
-				d.logger.Warn("resolving Alertmanagers failed; keeping the last known addresses", "err", err)
-			}
+		}
+		if err := d.Refresh(ctx); err != nil && ctx.Err() == nil {
+			d.logger.Warn("resolving Alertmanagers failed; keeping the last known addresses", "err", err)
 		}
 	}
 }

@@ -426,12 +426,8 @@ func (a *App) reload() error {
 	}
 	a.state.Store(st)
 	a.manager.SetOptions(amOpts)
+	// DNS names are resolved by the discovery loop, after this returns.
 	a.discover.SetSources(sources(cfg.Alertmanager.Targets))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if err := a.discover.Refresh(ctx); err != nil {
-		a.logger.Error("reload: resolving Alertmanagers failed; keeping their last known addresses", "err", err)
-	}
-	cancel()
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.SetToCurrentTime()
 	a.logger.Info("configuration reloaded", "mapping", st.mapping.Name(), "alertmanagers", strings.Join(cfg.Alertmanager.URLs, ","))

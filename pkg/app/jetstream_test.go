@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/falco-am-bridge/falco-am-bridge/hack/natscluster"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/status"
@@ -97,8 +99,9 @@ func TestJetStreamBesideHTTP(t *testing.T) {
 	}
 }
 
-// metricSum is the sum of the series of a counter or gauge.
-func metricSum(tb testing.TB, a *App, name string) float64 {
+// metricSum is the sum of the series of a counter or gauge; with labels
+// (name, value, ...), of those series that have them.
+func metricSum(tb testing.TB, a *App, name string, labels ...string) float64 {
 	tb.Helper()
 	mfs, err := a.Registry().Gather()
 	if err != nil {
@@ -106,10 +109,19 @@ func metricSum(tb testing.TB, a *App, name string) float64 {
 	}
 	var sum float64
 	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, s := range mf.GetMetric() {
-				sum += s.GetCounter().GetValue() + s.GetGauge().GetValue()
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, s := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if !slices.ContainsFunc(s.GetLabel(), func(lp *dto.LabelPair) bool {
+					return lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+				}) {
+					continue series
+				}
 			}
+			sum += s.GetCounter().GetValue() + s.GetGauge().GetValue()
 		}
 	}
 	return sum
