@@ -145,16 +145,15 @@ func (r realResult) deliveredPerSec() float64 {
 	return perSec(r.InAM, r.Delivery)
 }
 
-// bridgeWatch scrapes the bridge's /metrics every 100 ms while a scenario
-// runs: what it has delivered and when that last changed, what it has left
-// to send, and the most disk its durable queue took.
+// bridgeWatch scrapes the bridge's /metrics every second while a scenario
+// runs: what it has left to send, and the most disk its durable queue
+// took. When it delivered comes from the clock (see deliveryClock for why
+// not from these scrapes, and why not more often).
 type bridgeWatch struct {
 	url         string
+	clock       *deliveryClock
 	mu          sync.Mutex
-	sent        float64
-	sentAt      time.Time // when sent last changed
-	firstAt     time.Time // when sent was first seen above 0
-	outstanding float64   // queue_length + spool_backlog; -1 when the last scrape failed
+	outstanding float64 // queue_length + spool_backlog; -1 when the last scrape failed
 	maxDisk     float64
 	maxQueue    float64 // queue_bytes
 	maxHeap     float64 // go_memstats_heap_inuse_bytes
@@ -162,12 +161,12 @@ type bridgeWatch struct {
 	done        chan struct{}
 }
 
-func watchBridge(ctx context.Context, metricsURL string) *bridgeWatch {
+func watchBridge(ctx context.Context, metricsURL string, clock *deliveryClock) *bridgeWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &bridgeWatch{url: metricsURL, outstanding: -1, stop: cancel, done: make(chan struct{})}
+	w := &bridgeWatch{url: metricsURL, clock: clock, outstanding: -1, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		tick := time.NewTicker(100 * time.Millisecond)
+		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
 			w.poll(ctx)
@@ -184,18 +183,11 @@ func watchBridge(ctx context.Context, metricsURL string) *bridgeWatch {
 // poll scrapes the bridge once.
 func (w *bridgeWatch) poll(ctx context.Context) {
 	m, err := scrape(ctx, w.url)
-	at := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
 		w.outstanding = -1
 		return
-	}
-	if sent := m.sum("falco_am_bridge_alertmanager_alerts_sent_total"); sent != w.sent {
-		if w.sent == 0 {
-			w.firstAt = at
-		}
-		w.sent, w.sentAt = sent, at
 	}
 	w.outstanding = m.sum("falco_am_bridge_alertmanager_queue_length") + m.sum("falco_am_bridge_alertmanager_spool_backlog")
 	w.maxDisk = max(w.maxDisk, m.sum("falco_am_bridge_storage_bytes"))
@@ -216,15 +208,13 @@ func (w *bridgeWatch) idle() bool {
 }
 
 func (w *bridgeWatch) lastSent() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.sentAt
+	_, last := w.clock.times()
+	return last
 }
 
 func (w *bridgeWatch) firstSent() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.firstAt
+	first, _ := w.clock.times()
+	return first
 }
 
 // peaks are the most disk, queue bytes and Go heap in use seen.
@@ -301,7 +291,12 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 	if err != nil {
 		return res, err
 	}
-	args := []string{"serve", "--web.listen-address=" + addr, "--alertmanager.url=http://" + amAddr}
+	clock, err := startDeliveryClock("http://" + amAddr)
+	if err != nil {
+		return res, err
+	}
+	defer clock.Close()
+	args := []string{"serve", "--web.listen-address=" + addr, "--alertmanager.url=" + clock.URL}
 	if sc.Durable {
 		dir, err := os.MkdirTemp("", "falco-am-bridge-bench-spool-")
 		if err != nil {
@@ -339,7 +334,7 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 			err = fmt.Errorf("bridge: %w\noutput:\n%s", stopErr, p.Output())
 		}
 	}()
-	w := watchBridge(ctx, url+"/metrics")
+	w := watchBridge(ctx, url+"/metrics", clock)
 	defer w.Close()
 
 	l := realBodies(rn.templates, sc, time.Now())
@@ -390,7 +385,7 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 	}
 	if am != nil {
 		res.InAM, res.Complete = rn.waitAM(ctx, am, w, res.Load.Accepted)
-		w.poll(ctx) // the last delivery may be newer than the last scrape
+		w.poll(ctx) // the peaks may have grown since the last scrape
 		if sc.Drain {
 			from = w.firstSent()
 		}
