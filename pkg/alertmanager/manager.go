@@ -99,7 +99,8 @@ func (o *Options) now() time.Time { return o.Now() }
 // queue, and each Alertmanager reads it through a cursor of its own into a
 // window in memory.
 type Manager struct {
-	optsp   atomic.Pointer[Options] // replaced whole by SetOptions
+	optsp   atomic.Pointer[Options] // those given to NewManager
+	live    func() *Options         // set by Follow: where the options are read instead
 	logger  *slog.Logger
 	metrics *metrics
 	spool   *storage.Store // nil: memory only
@@ -290,17 +291,39 @@ func (m *Manager) inheritedMark(retired []*sender, adding bool) *storage.Positio
 	return low
 }
 
-func (m *Manager) opts() *Options { return m.optsp.Load() }
+func (m *Manager) opts() *Options {
+	if m.live != nil {
+		return m.live()
+	}
+	return m.optsp.Load()
+}
 
-// SetOptions replaces the options, as a reload does. Queues keep their
-// alerts; new bounds apply at the next push (a smaller one drops the
-// oldest then, counted as queue_full, in memory mode), and the next
-// request uses the new client, timeout and batch settings.
-func (m *Manager) SetOptions(o Options) {
+// Complete returns o with the defaults of its unset fields filled in, as
+// the Manager uses it: what a func given to Follow returns.
+func (o Options) Complete() *Options {
 	o.withDefaults()
+	return &o
+}
+
+// Follow makes the Manager read its options from live at every use,
+// instead of those given to NewManager: so that its owner publishes new
+// options together with the rest of its state, in one swap, and then
+// calls Apply. live returns Complete options. Follow is called before
+// SetTargets.
+func (m *Manager) Follow(live func() *Options) {
+	m.live = live
+	m.Apply()
+}
+
+// Apply puts the bounds of the options in effect on every queue, after
+// the options that Follow reads have changed. Queues keep their alerts;
+// new bounds apply at the next push (a smaller one drops the oldest then,
+// counted as queue_full, in memory mode), and the next request uses the
+// new client, timeout and batch settings.
+func (m *Manager) Apply() {
+	o := *m.opts()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.optsp.Store(&o)
 	for name, s := range m.senders {
 		s.q.setLimits(m.capacity(&o), int(o.QueueMaxBytes))
 		s.q.wakeUp()
@@ -325,7 +348,7 @@ func (m *Manager) newSender(name string, base *url.URL) *sender {
 	s := &sender{
 		name:    name,
 		q:       newQueue(m.capacity(m.opts())),
-		optsp:   &m.optsp,
+		opts:    m.opts,
 		logger:  m.logger.With("alertmanager", name),
 		metrics: m.metrics,
 		stopped: make(chan struct{}),

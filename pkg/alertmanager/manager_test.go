@@ -259,9 +259,8 @@ func TestRetriesUntilDelivered(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	var opts atomic.Pointer[Options]
-	opts.Store(&Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Now: time.Now})
-	s := &sender{optsp: &opts}
+	opts := &Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Now: time.Now}
+	s := &sender{opts: func() *Options { return opts }}
 	for _, tc := range []struct {
 		failures int
 		lo, hi   time.Duration

@@ -27,8 +27,8 @@ type sender struct {
 	q    *queue
 	// cur, with a spool, is where q is filled from.
 	cur     *storage.Cursor
-	url     string // of the v2 alerts endpoint; "" for the pending queue
-	optsp   *atomic.Pointer[Options]
+	url     string          // of the v2 alerts endpoint; "" for the pending queue
+	opts    func() *Options // the Manager's, read at every use
 	logger  *slog.Logger
 	metrics *metrics
 	drops   burstLog
@@ -49,8 +49,6 @@ type sender struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
-
-func (s *sender) opts() *Options { return s.optsp.Load() }
 
 // run sends until ctx ends, or until the queue is empty once drain is
 // closed.

@@ -66,6 +66,10 @@ type state struct {
 	cfg     *config.Config
 	mapping *mapping.Mapping
 	token   string // "" when no bearer token is required
+	// am are the delivery options, which the Manager reads from here;
+	// sources the Alertmanagers as configured, for discovery.
+	am      *alertmanager.Options
+	sources []alertmanager.Source
 }
 
 // Options are what tests change; the zero value is what serve uses.
@@ -103,7 +107,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	a.initUI()
 	a.ui.memoryLimitFrom = opts.MemoryLimitFrom
 
-	st, amOpts, err := build(cfg)
+	st, err := build(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,17 +120,18 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 			return nil, err
 		}
 	}
-	a.manager, err = alertmanager.NewManager(amOpts, a.store, logger, a.registry)
+	a.manager, err = alertmanager.NewManager(*st.am, a.store, logger, a.registry)
 	if err != nil {
 		a.abort()
 		return nil, err
 	}
+	a.manager.Follow(func() *alertmanager.Options { return a.state.Load().am })
 	a.sensors = sensors.New(sensors.Options{
 		MaxTracked:   cfg.Sensors.MaxTracked,
 		SilentAfter:  cfg.Sensors.SilentAfter,
 		StaticLabels: func() model.LabelSet { return a.state.Load().mapping.StaticLabels() },
 	}, a.manager, logger, a.registry)
-	a.discover = alertmanager.NewDiscovery(sources(cfg.Alertmanager.Targets), opts.Resolver, a.manager, logger, a.registry)
+	a.discover = alertmanager.NewDiscovery(st.sources, opts.Resolver, a.manager, logger, a.registry)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err = a.discover.Refresh(ctx)
 	cancel()
@@ -190,7 +195,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 
 // build makes, from cfg, everything a reload replaces, and the delivery
 // options; it fails on any bad file, reporting every problem.
-func build(cfg *config.Config) (*state, alertmanager.Options, error) {
+func build(cfg *config.Config) (*state, error) {
 	var errs []error
 	st := &state{cfg: cfg}
 	m, err := LoadMapping(cfg.Mapping.File)
@@ -215,9 +220,10 @@ func build(cfg *config.Config) (*state, alertmanager.Options, error) {
 		errs = append(errs, fmt.Errorf("alertmanager.http_config: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, alertmanager.Options{}, err
+		return nil, err
 	}
-	return st, alertmanager.Options{
+	st.sources = sources(cfg.Alertmanager.Targets)
+	st.am = alertmanager.Options{
 		QueueCapacity:       cfg.Alertmanager.QueueCapacity,
 		QueueMaxBytes:       cfg.Alertmanager.QueueMaxBytes,
 		BatchSize:           cfg.Alertmanager.BatchSize,
@@ -228,7 +234,8 @@ func build(cfg *config.Config) (*state, alertmanager.Options, error) {
 		MaxBackoff:          cfg.Alertmanager.MaxBackoff,
 		HTTPClient:          httpClient,
 		UserAgent:           userAgent(),
-	}, nil
+	}.Complete()
+	return st, nil
 }
 
 // abort undoes New when a later step fails: nothing is delivered, and
@@ -410,9 +417,8 @@ func (a *App) reload() error {
 		cfg, err = a.loadConfig()
 	}
 	var st *state
-	var amOpts alertmanager.Options
 	if err == nil {
-		st, amOpts, err = build(cfg)
+		st, err = build(cfg)
 	}
 	a.noteReload(err)
 	if err != nil {
@@ -424,10 +430,13 @@ func (a *App) reload() error {
 	for _, key := range config.RestartOnly(a.cfg, cfg) {
 		a.logger.Warn("configuration change needs a restart", "key", key)
 	}
+	// One swap publishes the whole new state: the mapping and token the
+	// handlers use, the options the senders read. Then the queues take the
+	// new bounds, and the discovery loop resolves any DNS names, after
+	// this returns.
 	a.state.Store(st)
-	a.manager.SetOptions(amOpts)
-	// DNS names are resolved by the discovery loop, after this returns.
-	a.discover.SetSources(sources(cfg.Alertmanager.Targets))
+	a.manager.Apply()
+	a.discover.SetSources(st.sources)
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.SetToCurrentTime()
 	a.logger.Info("configuration reloaded", "mapping", st.mapping.Name(), "alertmanagers", strings.Join(cfg.Alertmanager.URLs, ","))
