@@ -297,22 +297,26 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := yaml.Unmarshal(data, &raw); err != nil {
-			if _, ok := errors.AsType[*yaml.TypeError](err); ok {
-				return nil, fmt.Errorf("%s: expected a mapping of settings (web:, alertmanager:, ...), not %w", c.File, err)
-			}
+		// The file is parsed once, into a tree of nodes: the settings,
+		// the lines they are on and what viper overlays come from it.
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.File, err)
 		}
-		var root yaml.Node
-		if err := yaml.Unmarshal(data, &root); err == nil {
-			lines = keyLines{}
-			lines.walk("", &root)
+		if root.Kind != 0 {
+			if err := root.Decode(&raw); err != nil {
+				if _, ok := errors.AsType[*yaml.TypeError](err); ok {
+					return nil, fmt.Errorf("%s: expected a mapping of settings (web:, alertmanager:, ...), not %w", c.File, err)
+				}
+				return nil, fmt.Errorf("%s: %w", c.File, err)
+			}
 		}
+		lines = keyLines{}
+		lines.walk("", &root)
 		if err := checkKeys(lines, raw, opts); err != nil {
 			return nil, fmt.Errorf("invalid configuration (%s):\n%w", c.File, err)
 		}
-		v.SetConfigType("yaml")
-		if err := v.ReadConfig(strings.NewReader(string(data))); err != nil {
+		if err := v.MergeConfigMap(raw); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.File, err)
 		}
 	}
