@@ -103,15 +103,11 @@ func (s *jsStack) amAlerts(ctx context.Context, t *testing.T) int {
 // publish stores the events from..to-1 in the stream, each with a message
 // id, so that one published again after a lost answer is stored once.
 func (s *jsStack) publish(ctx context.Context, from, to int) error {
-	nc, err := nats.Connect(s.cluster.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, js, err := s.cluster.JetStream(nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	// In chunks, under the client's bound on answers awaited.
 	for lo := from; lo < to; lo += 1000 {
 		hi := min(lo+1000, to)
@@ -175,15 +171,11 @@ func (s *jsStack) waitAll(ctx context.Context, t *testing.T, n int) {
 	if dup > 0 {
 		t.Logf("%d alerts were posted more than once (redelivered events; Alertmanager keeps one of each)", dup)
 	}
-	nc, err := nats.Connect(s.cluster.URL())
+	nc, js, err := s.cluster.JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	waitUntil(ctx, t, "the consumer to have nothing pending", func() bool {
 		cons, err := js.Consumer(ctx, jsStream, jsConsumer)
 		if err != nil {
@@ -285,15 +277,11 @@ func TestJetStreamNodeStopped(t *testing.T) {
 // consumerLeader is the index of the node leading the consumer.
 func (s *jsStack) consumerLeader(ctx context.Context, t *testing.T) int {
 	t.Helper()
-	nc, err := nats.Connect(s.cluster.URL())
+	nc, js, err := s.cluster.JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cons, err := js.Consumer(ctx, jsStream, jsConsumer)
 	if err != nil {
 		t.Fatal(err)

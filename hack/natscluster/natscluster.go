@@ -198,18 +198,29 @@ func (c *Cluster) Shutdown() {
 	}
 }
 
+// JetStream connects to the cluster with opts: the connection, for the
+// caller to close, and its JetStream API.
+func (c *Cluster) JetStream(opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(c.URL(), opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
 // CreateStream connects to the cluster and creates a stream named name,
 // replicated on replicas nodes (R3 for three), on subjects.
 func (c *Cluster) CreateStream(ctx context.Context, name string, replicas int, subjects ...string) error {
-	nc, err := nats.Connect(c.URL())
+	nc, js, err := c.JetStream()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	// Right after the meta leader is elected the stream's own group can
 	// still fail to form; try again for a while.
 	deadline := time.Now().Add(30 * time.Second)

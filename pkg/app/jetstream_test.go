@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 
@@ -31,15 +30,11 @@ func natsStream(t testing.TB) (*natscluster.Cluster, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Shutdown)
-	nc, err := nats.Connect(c.URL())
+	nc, js, err := c.JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "FALCO", Subjects: []string{"falco.>"}}); err != nil {
 		t.Fatal(err)
 	}

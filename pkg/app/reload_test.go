@@ -1,9 +1,7 @@
 package app
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -215,49 +213,18 @@ func TestReloadConfigFile(t *testing.T) {
 // need nothing.
 func TestReloadRestartOnly(t *testing.T) {
 	am := newFakeAM(t)
-	cfgFile := filepath.Join(t.TempDir(), "bridge.yaml")
-	write := func(ui, silentAfter string) {
-		t.Helper()
-		content := "web:\n  ui: " + ui + "\nsensors:\n  silent_after: " + silentAfter + "\nalertmanager:\n  urls: [" + am.URL + "]\n"
-		if err := os.WriteFile(cfgFile, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	file := func(ui bool, silentAfter string) settings {
+		return settings{"web.ui": ui, "sensors.silent_after": silentAfter, "alertmanager.urls": []string{am.URL}}
 	}
-	write("true", "10m")
-	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	config.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--web.listen-address=127.0.0.1:0", "--config.file=" + cfgFile}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	a, err := NewWithOptions(cfg, slog.New(slog.NewTextHandler(&logs, nil)), Options{LoadConfig: func() (*config.Config, error) { return config.Load(fs) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	r := startReloadable(t, file(true, "10m"), Options{})
 
-	write("false", "20m")
-	if err := a.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	r.reload(t, file(false, "20m"))
 	for _, key := range []string{"web.ui", "sensors.silent_after"} {
-		if want := `level=WARN msg="configuration change needs a restart" key=` + key + "\n"; !strings.Contains(logs.String(), want) {
-			t.Errorf("the log has no %q:\n%s", want, logs.String())
+		if want := `level=WARN msg="configuration change needs a restart" key=` + key + "\n"; !strings.Contains(r.logs.String(), want) {
+			t.Errorf("the log has no %q:\n%s", want, r.logs.String())
 		}
 	}
-	resp, err := http.Get("http://" + a.Addr() + "/api/v1/status")
+	resp, err := http.Get("http://" + r.Addr() + "/api/v1/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +234,9 @@ func TestReloadRestartOnly(t *testing.T) {
 	}
 
 	// Back to what the bridge runs with: nothing to warn about.
-	write("true", "10m")
-	before := len(logs.String())
-	if err := a.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if after := logs.String()[before:]; strings.Contains(after, "needs a restart") {
+	before := len(r.logs.String())
+	r.reload(t, file(true, "10m"))
+	if after := r.logs.String()[before:]; strings.Contains(after, "needs a restart") {
 		t.Errorf("a reload back to the running settings warns:\n%s", after)
 	}
 }

@@ -113,15 +113,11 @@ func startServer(t *testing.T, configure func(*server.Options)) *natscluster.Clu
 
 func createStream(t *testing.T, c *natscluster.Cluster, connect ...nats.Option) {
 	t.Helper()
-	nc, err := nats.Connect(c.URL(), connect...)
+	nc, js, err := c.JetStream(connect...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: testStream, Subjects: []string{"falco.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,15 +162,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func consumerInfo(t *testing.T, c *natscluster.Cluster, consumer string, connect ...nats.Option) *jetstream.ConsumerInfo {
 	t.Helper()
-	nc, err := nats.Connect(c.URL(), connect...)
+	nc, js, err := c.JetStream(connect...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cons, err := js.Consumer(t.Context(), testStream, consumer)
 	if err != nil {
 		t.Fatal(err)
