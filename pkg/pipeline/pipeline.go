@@ -74,8 +74,10 @@ type Body struct {
 	Received int
 	// Rejected counts the Invalid and Refused events.
 	Rejected int
-	// Alerts counts the Alerted events.
-	Alerts int
+	// Alerts counts the Alerted events, Dropped the Dropped ones.
+	Alerts, Dropped int
+	// MappingErrors counts the templates that failed, over every event.
+	MappingErrors int
 	// TooMany is set when the body held more events than allowed: the
 	// outcomes are those of the events up to the limit, and Run takes
 	// none of them.
@@ -137,9 +139,13 @@ func Evaluate(m *mapping.Mapping, body []byte, received time.Time, lim falco.Lim
 		i++
 	}
 	for i := range b.Outcomes {
-		switch b.Outcomes[i].Fate {
+		o := &b.Outcomes[i]
+		b.MappingErrors += len(o.MapErrors)
+		switch o.Fate {
 		case Alerted:
 			b.Alerts++
+		case Dropped:
+			b.Dropped++
 		case Refused:
 			b.Rejected++
 		}
@@ -151,14 +157,11 @@ func mapEvent(m *mapping.Mapping, ev *falco.Event, received time.Time) Outcome {
 	o := Outcome{Index: ev.Index, Line: ev.Line, Event: ev}
 	res := m.Map(ev, received)
 	o.MapErrors = res.Errors
-	switch {
-	case res.Alert == nil:
+	if res.Alert == nil {
 		o.Fate, o.DropReason = Dropped, res.Dropped
-	default:
-		if err := res.Alert.Check(); err != nil {
-			o.Fate, o.Err = Refused, unsendable(ev, err)
-			break
-		}
+	} else if err := res.Alert.Check(); err != nil {
+		o.Fate, o.Err = Refused, unsendable(ev, err)
+	} else {
 		o.Fate, o.Alert = Alerted, res.Alert
 	}
 	return o

@@ -78,14 +78,12 @@ func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack
 	}
 	p.m.received.Add(float64(b.Received))
 	wires := make([]*alert.Wire, 0, b.Alerts)
-	var mapErrs int
 	for i := range b.Outcomes {
 		o := &b.Outcomes[i]
 		if o.Event != nil && p.o.Seen != nil {
 			p.o.Seen(o.Event.Hostname, received)
 		}
 		if len(o.MapErrors) > 0 {
-			mapErrs += len(o.MapErrors)
 			if ok, n := p.m.mappingErrLog.Allow(received); ok {
 				p.o.Logger.Warn("mapping template failed; the alert is sent without that value", "rule", o.Event.Rule, "err", o.MapErrors[0], "suppressed_since_last", n)
 			}
@@ -98,7 +96,7 @@ func (p *Pipeline) RunAck(body []byte, received time.Time, lim falco.Limits, ack
 			p.o.Logger.Debug("event dropped by the mapping", "rule", o.Event.Rule, "priority", o.Event.Priority, "reason", o.DropReason)
 		}
 	}
-	p.m.mappingErrors.Add(float64(mapErrs))
+	p.m.mappingErrors.Add(float64(b.MappingErrors))
 	p.m.invalid.Add(float64(b.Rejected))
 	if len(wires) > 0 {
 		n, err := p.o.Sink.SendAll(wires, ack)

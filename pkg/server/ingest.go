@@ -128,17 +128,10 @@ func (a *IngestAnswer) appendAccepted(b []byte) []byte {
 
 // answer counts what became of a body's events.
 func answer(res *pipeline.Body) IngestAnswer {
-	ans := IngestAnswer{Status: "accepted", Rejected: res.Rejected}
-	ans.Events = res.Received - res.Rejected
-	ans.Alerts = res.Alerts
-	ans.Queues = res.Queues
-	for i := range res.Outcomes {
-		o := &res.Outcomes[i]
-		ans.MappingErrors += len(o.MapErrors)
-		if o.Fate == pipeline.Dropped {
-			ans.Dropped++
-		}
-	}
+	ans := IngestAnswer{Status: "accepted", Rejected: res.Rejected, Accepted: Accepted{
+		Events: res.Received - res.Rejected, Alerts: res.Alerts, Dropped: res.Dropped,
+		MappingErrors: res.MappingErrors, Queues: res.Queues,
+	}}
 	if res.Unread != nil {
 		ans.Unread = &res.Unread.Index
 	}
