@@ -116,11 +116,8 @@ func translateFailure(err error, stderr []byte) error {
 	if ee.ExitCode() == 1 {
 		line, _, _ := bytes.Cut(stderr, []byte("\n"))
 		if msg, ok := bytes.CutPrefix(line, []byte("falco-am-bridge: ")); ok && len(bytes.TrimSpace(msg)) > 0 {
-			msg = bytes.TrimSpace(msg)
-			if len(msg) > maxTranslateError {
-				msg = append(msg[:maxTranslateError:maxTranslateError], "…"...)
-			}
-			return errors.New(strings.ToValidUTF8(string(msg), "\uFFFD"))
+			text := strings.ToValidUTF8(string(bytes.TrimSpace(msg)), "\uFFFD")
+			return errors.New(mapping.Truncate(text, maxTranslateError))
 		}
 	}
 	switch {

@@ -8,7 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/text"
 )
 
 // Event is one decoded Falco alert.
@@ -143,9 +144,5 @@ func trimExcerpt(s string) string {
 	if len(s) <= max {
 		return s
 	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return text.Cut(s, max) + "…"
 }

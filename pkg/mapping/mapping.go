@@ -23,6 +23,7 @@ import (
 	shipped "github.com/falco-am-bridge/falco-am-bridge/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/text"
 )
 
 // Defaults for what a mapping file leaves out.
@@ -584,10 +585,5 @@ func Truncate(s string, max int) string {
 	if cut < 0 {
 		cut = 0
 	}
-	for cut > 0 && !utf8RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + truncMark
+	return text.Cut(s, cut) + truncMark
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

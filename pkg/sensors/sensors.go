@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -23,6 +22,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/mapping"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/text"
 )
 
 // AlertName is the alertname of the alert about a silent sensor.
@@ -195,14 +195,7 @@ func (t *Tracker) Seen(host string, received time.Time) {
 // control characters, as the mapping makes its labels.
 func cleanHost(host string) string {
 	host = mapping.StripControl(strings.ToValidUTF8(host, "\uFFFD"))
-	if len(host) > maxHostnameBytes {
-		cut := maxHostnameBytes
-		for cut > 0 && !utf8.RuneStart(host[cut]) {
-			cut--
-		}
-		host = host[:cut]
-	}
-	return host
+	return text.Cut(host, maxHostnameBytes)
 }
 
 // CheckInterval is how often Run looks for silent sensors: a quarter of

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +28,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/text"
 )
 
 // Runner runs one message's body, holding ack until its alerts are done
@@ -317,7 +317,7 @@ func (s *Source) handle(msg jetstream.Msg) {
 		if errs := b.Errors(); len(errs) > 0 {
 			reason = errs[0].Error()
 		}
-		if err := msg.TermWithReason(truncate(reason, 200)); err == nil {
+		if err := msg.TermWithReason(text.Cut(reason, 200)); err == nil {
 			s.m.termed.Inc()
 		}
 	default:
@@ -472,14 +472,4 @@ func redact(u string) string {
 	}
 	p.User = url.User("xxxxx")
 	return p.String()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
