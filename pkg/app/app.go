@@ -193,8 +193,9 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	return a, nil
 }
 
-// build makes, from cfg, everything a reload replaces, and the delivery
-// options; it fails on any bad file, reporting every problem.
+// build makes, from cfg, everything a reload replaces, the delivery
+// options and the Alertmanager sources included; it fails on any bad
+// file, reporting every problem.
 func build(cfg *config.Config) (*state, error) {
 	var errs []error
 	st := &state{cfg: cfg}
