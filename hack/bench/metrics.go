@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/prometheus/common/expfmt"
@@ -19,7 +20,9 @@ type sample struct {
 // bridge has not exported yet (a vector without children) reads as 0.
 type metrics map[string][]sample
 
-func scrape(ctx context.Context, url string) (metrics, error) {
+// get GETs url and returns the body of a 200 answer, for the caller to
+// close.
+func get(ctx context.Context, url string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -28,12 +31,21 @@ func scrape(ctx context.Context, url string) (metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
+	return resp.Body, nil
+}
+
+func scrape(ctx context.Context, url string) (metrics, error) {
+	body, err := get(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
 	parser := expfmt.NewTextParser(model.LegacyValidation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	families, err := parser.TextToMetricFamilies(body)
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", url, err)
 	}
