@@ -78,7 +78,23 @@ func (d *decoder) array(p int) {
 			d.unread(p, "an event in the JSON array", excerpt(d.body[p:]))
 			return
 		}
-		end, ok := d.value(p, false)
+		var end int
+		var ok bool
+		if len(d.out.Errors) >= d.lim.MaxErrors && !valueStart(d.body[p]) {
+			// Errors are only counted now, and no JSON value starts
+			// with this byte: the tokenizer would fail on it at once,
+			// at a cost many times the byte's (a body of commas). Count
+			// it, and skip the element as after any syntax error.
+			if d.lim.MaxEvents > 0 && d.out.Count >= d.lim.MaxEvents {
+				d.out.TooMany, d.stop = true, true
+				return
+			}
+			d.out.Count++
+			d.out.Rejected++
+			d.out.syntaxErrors++
+		} else {
+			end, ok = d.value(p, false)
+		}
 		if !ok {
 			end, ok = skipElement(d.body, p)
 			d.scanned += end - p
@@ -206,6 +222,15 @@ func lineEnd(d []byte, p int) int {
 		return p + i
 	}
 	return len(d)
+}
+
+// valueStart says whether a JSON value can start with c.
+func valueStart(c byte) bool {
+	switch c {
+	case '{', '[', '"', '-', 't', 'f', 'n':
+		return true
+	}
+	return '0' <= c && c <= '9'
 }
 
 // skipElement finds the end of the broken array element at p by its
