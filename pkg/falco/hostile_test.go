@@ -79,6 +79,13 @@ var hostile = []struct {
 			t.Errorf("rejected %d (too many: %v, unread %v); want every element rejected on its own up to the limit", b.Rejected, b.TooMany, b.Unread)
 		}
 	}},
+	{"an array of commas", func() string {
+		return "[1" + strings.Repeat(",", 1<<20) + "]"
+	}, func(t *testing.T, b *Body) {
+		if !b.TooMany || b.Rejected != 10_000 || len(b.Errors) != DefaultMaxErrors {
+			t.Errorf("rejected %d (too many: %v), kept %d errors; want every element rejected up to the limit and %d errors kept", b.Rejected, b.TooMany, len(b.Errors), DefaultMaxErrors)
+		}
+	}},
 }
 
 func wantLimit(msg string) func(t *testing.T, b *Body) {
