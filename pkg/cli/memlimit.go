@@ -27,11 +27,12 @@ const (
 // bridge's RSS stays within twice the queues (what the garbage collector
 // lets grow before it collects, at its default GOGC) and 64 MiB for the
 // rest (request bodies being decoded, the runtime, the status page). Of
-// those 64 MiB, 16 are left out of the limit for what the Go runtime does
+// those 64 MiB, 32 are left out of the limit for what the Go runtime does
 // not count, the binary's own pages first: with 60 KB alerts filling
-// 32 MiB queues, a limit of 2 × 32 + 64 MiB let RSS reach 145 MiB, one of
-// 2 × 32 + 48 MiB held it at 128 (hack/bench, real-big).
-func queueMemory(maxBytes int64) int64 { return 2*maxBytes + 48<<20 }
+// 32 MiB queues (hack/bench, real-big), a limit of 2 × 32 + 64 MiB let RSS
+// reach 145 MiB, one of 2 × 32 + 48 MiB 128 to 130 MiB, at the bound, and
+// one of 2 × 32 + 32 MiB 112 to 113 MiB.
+func queueMemory(maxBytes int64) int64 { return 2*maxBytes + 32<<20 }
 
 // setMemoryLimit sets the Go soft memory limit once, at start: to
 // runtime.memory_limit when it is set; else it keeps GOMEMLIMIT, which the

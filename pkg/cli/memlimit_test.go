@@ -32,8 +32,8 @@ func TestSetMemoryLimit(t *testing.T) {
 		{"flag over GOMEMLIMIT", 300 << 20, "100MiB", memlimit.Limit(1 << 30), "runtime.memory_limit", 300 << 20},
 		{"GOMEMLIMIT", 0, "100MiB", memlimit.Limit(1 << 30), "GOMEMLIMIT", math.MaxInt64},
 		{"cgroup", 0, "", memlimit.Limit(1000 << 20), "cgroup", 900 << 20},
-		{"no cgroup limit", 0, "", noLimit, "alertmanager.queue_max_bytes", 112 << 20},
-		{"cgroup unreadable", 0, "", broken, "alertmanager.queue_max_bytes", 112 << 20},
+		{"no cgroup limit", 0, "", noLimit, "alertmanager.queue_max_bytes", 96 << 20},
+		{"cgroup unreadable", 0, "", broken, "alertmanager.queue_max_bytes", 96 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetMemoryLimit(math.MaxInt64)
