@@ -156,7 +156,7 @@ func options() []option {
 				return
 			}},
 		{flag: "runtime.memory-limit", key: "runtime.memory_limit", typ: "size", def: "0",
-			help: "Go soft memory limit (like 200MiB), which makes the garbage collector work harder as memory use nears it; 0 takes GOMEMLIMIT when set, else 90% of the cgroup's memory limit, else 2 × alertmanager.queue-max-bytes + 64MiB.",
+			help: "Go soft memory limit (like 200MiB), which makes the garbage collector work harder as memory use nears it; 0 takes GOMEMLIMIT when set, else 90% of the cgroup's memory limit, else 2 × alertmanager.queue-max-bytes + 32MiB, which keeps the RSS within 2 × queue-max-bytes + 64MiB.",
 			set:  to(value.sizeOrZero, func(c *Config) *int64 { return &c.Runtime.MemoryLimit })},
 		{flag: "source.nats.url", key: "source.nats.urls", list: true,
 			help: "NATS server to pull Falco events from through JetStream, as falcosidekick's NATS output publishes them; repeat for every server of a cluster. Empty: HTTP ingest only.",
