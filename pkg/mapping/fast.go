@@ -359,6 +359,19 @@ func (c *fastCompiler) chain(recv expr, names []string, args []tparse.Node, fina
 	return c.field(recv, names[len(names)-1], args, final, dot)
 }
 
+// dataStrings are the string fields (and the one string method) of Data.
+var dataStrings = map[string]func(d *Data) string{
+	"FieldsJSON": (*Data).FieldsJSON,
+	"Rule":       func(d *Data) string { return d.Rule },
+	"Priority":   func(d *Data) string { return d.Priority },
+	"Severity":   func(d *Data) string { return d.Severity },
+	"Source":     func(d *Data) string { return d.Source },
+	"Hostname":   func(d *Data) string { return d.Hostname },
+	"Output":     func(d *Data) string { return d.Output },
+	"Message":    func(d *Data) string { return d.Message },
+	"UUID":       func(d *Data) string { return d.UUID },
+}
+
 // field compiles a field or method of recv, as text/template finds it:
 // a method first, then a struct field, then a map key.
 func (c *fastCompiler) field(recv expr, name string, args []tparse.Node, final, dot kind) (kind, cmdFn) {
@@ -387,24 +400,9 @@ func (c *fastCompiler) field(recv expr, name string, args []tparse.Node, final, 
 			return kindBool, func(d *Data, dot string, final value) value {
 				return value{kind: kindBool, b: d.HasTag(get(d, dot, final)[0])}
 			}
-		case "FieldsJSON":
-			return str(func(d *Data) string { return d.FieldsJSON() })
-		case "Rule":
-			return str(func(d *Data) string { return d.Rule })
-		case "Priority":
-			return str(func(d *Data) string { return d.Priority })
-		case "Severity":
-			return str(func(d *Data) string { return d.Severity })
-		case "Source":
-			return str(func(d *Data) string { return d.Source })
-		case "Hostname":
-			return str(func(d *Data) string { return d.Hostname })
-		case "Output":
-			return str(func(d *Data) string { return d.Output })
-		case "Message":
-			return str(func(d *Data) string { return d.Message })
-		case "UUID":
-			return str(func(d *Data) string { return d.UUID })
+		}
+		if f, ok := dataStrings[name]; ok {
+			return str(f)
 		}
 		if hasArgs {
 			unsupportedf("arguments to field %s", name)

@@ -62,12 +62,9 @@ type durationSrc struct {
 }
 
 func (d *durationSrc) UnmarshalYAML(n *yaml.Node) error {
-	v, err := model.ParseDuration(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (like 30s, 10m, 1h)", n.Line, n.Value)
-	}
+	v, err := scalar(n, model.ParseDuration, "a duration (like 30s, 10m, 1h)")
 	d.d, d.line = time.Duration(v), n.Line
-	return nil
+	return err
 }
 
 // prioritySrc is a Falco priority name with the line it is on.
@@ -77,12 +74,20 @@ type prioritySrc struct {
 }
 
 func (p *prioritySrc) UnmarshalYAML(n *yaml.Node) error {
-	v, err := falco.ParsePriority(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return fmt.Errorf("line %d: %q is not a Falco priority (emergency, alert, critical, error, warning, notice, informational, debug)", n.Line, n.Value)
-	}
+	v, err := scalar(n, falco.ParsePriority, "a Falco priority (emergency, alert, critical, error, warning, notice, informational, debug)")
 	p.p, p.line = v, n.Line
-	return nil
+	return err
+}
+
+// scalar parses the scalar n is with parse, or says on which line it is
+// not what.
+func scalar[T any](n *yaml.Node, parse func(string) (T, error), what string) (T, error) {
+	v, err := parse(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		var zero T
+		return zero, fmt.Errorf("line %d: %q is not %s", n.Line, n.Value, what)
+	}
+	return v, nil
 }
 
 // tmplSrc is a template as written, with the line it is on.

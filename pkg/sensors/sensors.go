@@ -23,6 +23,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/metric"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/text"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/tick"
 )
 
 // AlertName is the alertname of the alert about a silent sensor.
@@ -210,17 +211,7 @@ func (t *Tracker) Run(ctx context.Context) {
 	if t.opts.SilentAfter <= 0 {
 		return
 	}
-	tick := time.NewTicker(t.CheckInterval())
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-t.wake:
-		}
-		t.Check()
-	}
+	tick.Every(ctx.Done(), t.CheckInterval(), t.wake, t.Check)
 }
 
 // Check sends an alert for every sensor quiet for longer than SilentAfter

@@ -43,6 +43,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/alert"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/defaults"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/tick"
 )
 
 const (
@@ -616,16 +617,7 @@ func (s *Store) loop() {
 	defer close(s.done)
 	interval := s.opts.FsyncInterval
 	defaults.Set(&interval, time.Second)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		s.tick()
-	}
+	tick.Every(s.stop, interval, nil, s.tick)
 }
 
 func (s *Store) tick() {

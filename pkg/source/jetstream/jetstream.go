@@ -29,6 +29,7 @@ import (
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/ratelog"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/text"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/tick"
 )
 
 // Runner runs one message's body, holding ack until its alerts are done
@@ -363,7 +364,7 @@ func (s *Source) heldCount() float64 {
 // longer than ack_wait does not make NATS hand them to another bridge as
 // well: only a bridge that died lets its events go.
 func (s *Source) keepAlive(ctx context.Context) {
-	every(ctx, max(s.o.AckWait/3, 100*time.Millisecond), func() {
+	tick.Every(ctx.Done(), max(s.o.AckWait/3, 100*time.Millisecond), nil, func() {
 		for _, m := range s.heldMsgs() {
 			_ = m.InProgress()
 		}
@@ -388,7 +389,7 @@ func (s *Source) heldLocked() []jetstream.Msg {
 // poll reads the consumer's lag: the events the stream holds that no
 // bridge has taken yet.
 func (s *Source) poll(ctx context.Context) {
-	every(ctx, s.o.PollInterval, func() {
+	tick.Every(ctx.Done(), s.o.PollInterval, nil, func() {
 		s.mu.Lock()
 		cons := s.cons
 		s.mu.Unlock()
@@ -405,20 +406,6 @@ func (s *Source) poll(ctx context.Context) {
 		s.m.lag.Set(float64(info.NumPending))
 		s.m.ackPending.Set(float64(info.NumAckPending))
 	})
-}
-
-// every calls f every d until ctx ends.
-func every(ctx context.Context, d time.Duration, f func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		f()
-	}
 }
 
 // Close is called once the Alertmanager queues are closed: the messages
