@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,8 @@ type load struct {
 	// answered, when not nil, has a place per body, set when it is
 	// answered 2xx.
 	answered []bool
+	// retry sends a body answered 503 again after its Retry-After.
+	retry bool
 }
 
 // loadResult is what the senders saw.
@@ -35,6 +38,7 @@ type loadResult struct {
 	Events   int // events in the requests sent
 	Accepted int // events in requests answered 2xx
 	Statuses map[int]int
+	Retries  int    // 503 answers sent again (with retry)
 	Errors   int    // requests without an answer
 	FirstErr string // the first failure, answer or not
 	Elapsed  time.Duration
@@ -55,6 +59,7 @@ func (l load) run(ctx context.Context) loadResult {
 			res.Events += r.Events
 			res.Accepted += r.Accepted
 			res.Errors += r.Errors
+			res.Retries += r.Retries
 			for code, n := range r.Statuses {
 				res.Statuses[code] += n
 			}
@@ -95,14 +100,6 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 				}
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(b.data))
-		if err != nil {
-			panic(err) // the URL is ours
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if l.gzip {
-			req.Header.Set("Content-Encoding", "gzip")
-		}
 		if l.clock != nil {
 			now := l.clock.now()
 			for seq := b.first; seq < b.first+b.n; seq++ {
@@ -111,7 +108,20 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 		}
 		res.Requests++
 		res.Events += b.n
-		resp, err := client.Do(req)
+		resp, msg, err := l.post(ctx, client, b)
+		for l.retry && err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+			// As a batching client does: the same body again after
+			// Retry-After.
+			res.Statuses[resp.StatusCode]++
+			res.Retries++
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			select {
+			case <-time.After(time.Duration(max(wait, 1)) * time.Second):
+			case <-ctx.Done():
+				return res
+			}
+			resp, msg, err = l.post(ctx, client, b)
+		}
 		if err != nil {
 			res.Errors++
 			if res.FirstErr == "" {
@@ -119,9 +129,6 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 			}
 			continue
 		}
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		res.Statuses[resp.StatusCode]++
 		if resp.StatusCode/100 == 2 {
 			res.Accepted += b.n
@@ -133,6 +140,26 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 		}
 	}
 	return res
+}
+
+// post sends body b once and reads the start of the answer.
+func (l load) post(ctx context.Context, client *http.Client, b body) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(b.data))
+	if err != nil {
+		panic(err) // the URL is ours
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if l.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, msg, nil
 }
 
 func (r loadResult) String() string {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -522,5 +523,35 @@ func TestCeilingDecodes(t *testing.T) {
 				t.Errorf("decodeCeiling = %d, %v; want %d, ok %v", n, err, tc.n, tc.ok)
 			}
 		})
+	}
+}
+
+// TestLoadRetries: with retry, a body answered 503 is sent again after
+// its Retry-After and counted once; without, it stays refused.
+func TestLoadRetries(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if calls.Add(1)%2 == 1 { // every body is refused once
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	bodies := []body{{data: []byte(`[{}]`), first: 0, n: 1}, {data: []byte(`[{}]`), first: 1, n: 1}}
+	for _, retry := range []bool{true, false} {
+		calls.Store(0)
+		res := load{url: srv.URL, bodies: bodies, conns: 1, retry: retry}.run(t.Context())
+		want := loadResult{Requests: 2, Events: 2, Accepted: 2, Retries: 2, Statuses: map[int]int{503: 2, 202: 2}}
+		if !retry {
+			// Without retry: the first refused, the second accepted.
+			want = loadResult{Requests: 2, Events: 2, Accepted: 1, Statuses: map[int]int{503: 1, 202: 1}}
+		}
+		res.Elapsed, res.FirstErr = 0, ""
+		if fmt.Sprint(res) != fmt.Sprint(want) || res.Retries != want.Retries {
+			t.Errorf("retry %v: %s (%d retries), want %s (%d retries)", retry, res, res.Retries, want, want.Retries)
+		}
 	}
 }

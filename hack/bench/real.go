@@ -41,6 +41,9 @@ type realScenario struct {
 	// Alertmanager took to the last: the bridge sending from its spool,
 	// with nothing else running, to compare with Alertmanager alone.
 	Drain bool
+	// Retry sends a body answered 503 again after its Retry-After, as a
+	// batching client does.
+	Retry bool
 }
 
 // realScenarios run after the fake-Alertmanager ones, in this order.
@@ -51,6 +54,7 @@ var realScenarios = []realScenario{
 	{Name: "real-drain", Events: 100_000, Batch: 100, Conns: 8, Durable: true, AM: amAfter, Drain: true},
 	{Name: "real-crash", Events: 60_000, Batch: 100, Conns: 8, Durable: true, Kill: 2 * time.Second},
 	{Name: "real-big", Events: 20_000, Batch: 10, Conns: 8, Size: 60_000, AM: amNever},
+	{Name: "real-bodies", Events: 480_000, Batch: 3_000, Conns: 16, AM: amNever, Retry: true},
 }
 
 func indexRealScenario(name string) int {
@@ -106,6 +110,9 @@ func (s realScenario) describe() string {
 	}
 	if s.Drain {
 		b.WriteString("; timed from Alertmanager's first alert to its last (the bridge only sends from its spool)")
+	}
+	if s.Retry {
+		b.WriteString("; a body answered 503 is sent again after its Retry-After")
 	}
 	return b.String()
 }
@@ -225,8 +232,8 @@ func (w *bridgeWatch) peaks() (disk, queue, heap float64) {
 }
 
 // realBodies are the requests of a scenario: made up front, or, for
-// padded events, each when it is sent (a scenario of them would not fit in
-// memory).
+// padded events or bodies of thousands, each when it is sent (a scenario
+// of them would not fit in memory).
 func realBodies(ts []template, sc realScenario, now time.Time) load {
 	stamp := now.UTC().Format("2006-01-02T15:04:05.000000000Z")
 	pad := strings.Repeat("padding ", sc.Size/8+1)
@@ -256,8 +263,8 @@ func realBodies(ts []template, sc realScenario, now time.Time) load {
 		}
 		return body{data: b, first: first, n: n}
 	}
-	l := load{conns: sc.Conns, rate: sc.Rate, answered: make([]bool, sc.requests())}
-	if sc.Size > 0 {
+	l := load{conns: sc.Conns, rate: sc.Rate, answered: make([]bool, sc.requests()), retry: sc.Retry}
+	if sc.Size > 0 || sc.Batch >= 1000 {
 		l.requests, l.make = sc.requests(), make1
 		return l
 	}

@@ -469,7 +469,7 @@ func TestReloadEveryOption(t *testing.T) {
 		"web.listen_address":              {"127.0.0.1:1", ""},
 		"web.config_file":                 {webConfig, ""},
 		"web.max_request_bytes":           {"1MiB", ""},
-		"web.max_request_bytes_in_flight": {"16MiB", ""},
+		"web.max_request_bytes_in_flight": {"32MiB", ""},
 		"web.max_events_per_request":      {7, ""},
 		"web.read_header_timeout":         {"7s", ""},
 		"web.read_timeout":                {"7s", ""},

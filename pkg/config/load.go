@@ -58,7 +58,7 @@ func options() []option {
 		{flag: "web.max-request-bytes", key: "web.max_request_bytes", typ: "size", def: "4MiB",
 			help: "Largest request body accepted, after gzip decompression.",
 			set:  to(value.bytes, func(c *Config) *int64 { return &c.Web.MaxRequestBytes })},
-		{flag: "web.max-request-bytes-in-flight", key: "web.max_request_bytes_in_flight", typ: "size", def: "64MiB",
+		{flag: "web.max-request-bytes-in-flight", key: "web.max_request_bytes_in_flight", typ: "size", def: "16MiB",
 			help: "Most memory all request bodies being read take together; past it requests are answered 503 with Retry-After.",
 			set:  to(value.bytes, func(c *Config) *int64 { return &c.Web.MaxRequestBytesInFlight })},
 		{flag: "web.max-events-per-request", key: "web.max_events_per_request", typ: "number", def: "10000",

@@ -14,7 +14,7 @@ import (
 
 // DefaultMaxBodyBytesInFlight bounds the request bodies held in memory at
 // once when Options leave it unset.
-const DefaultMaxBodyBytesInFlight = 64 << 20
+const DefaultMaxBodyBytesInFlight = 16 << 20
 
 const (
 	// firstRead is the buffer a body starts with: a client announcing

@@ -12,10 +12,14 @@ import (
 	"runtime"
 	runtimemetrics "runtime/metrics"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
+	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
 )
 
 // TestReadLimited: a body is read whole up to the limit and one byte past
@@ -185,4 +189,103 @@ func gaugeValue(t *testing.T, reg prometheus.Gatherer, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// gatePipeline holds every body in Run until release is closed, and
+// records the most bytes of bodies in Run at once.
+type gatePipeline struct {
+	fakePipeline
+	mu          sync.Mutex
+	bytes, most int
+	calls       int
+	entered     chan struct{}
+	release     chan struct{}
+}
+
+func (p *gatePipeline) Run(body []byte, received time.Time, lim falco.Limits) *pipeline.Body {
+	p.mu.Lock()
+	p.bytes += len(body)
+	p.most = max(p.most, p.bytes)
+	p.calls++
+	release := p.release
+	p.mu.Unlock()
+	p.entered <- struct{}{}
+	<-release
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bytes -= len(body)
+	return p.fakePipeline.Run(body, received, lim) // which is not safe for concurrent use
+
+}
+
+// TestBodiesDecodedBounded: bodies being decoded share
+// web.max_request_bytes. One of the largest size is decoded alone, so two
+// of them never hold their events in memory together, while small bodies
+// are decoded one per core at once.
+func TestBodiesDecodedBounded(t *testing.T) {
+	const limit = 64 << 10
+	p := &gatePipeline{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	h := New(Options{MaxRequestBytes: limit, MaxBodyBytesInFlight: 16 * limit, MaxEventsPerRequest: 10000}, Deps{
+		Logger: slog.New(slog.DiscardHandler), Pipeline: p, Registry: prometheus.NewRegistry(),
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	post := func(body string, codes chan<- int) {
+		resp, err := http.Post(srv.URL+"/", "application/json", strings.NewReader(body))
+		if err != nil {
+			codes <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes <- resp.StatusCode
+	}
+	large := "[" + event + strings.Repeat(" ", limit-len(event)-2) + "]" // exactly the limit
+	small := event
+	cores := runtime.GOMAXPROCS(0)
+	for _, tc := range []struct {
+		name     string
+		body     string
+		n        int
+		wantMost int
+	}{
+		{"largest bodies", large, 3, limit},
+		{"small bodies", small, cores + 2, cores * len(small)},
+	} {
+		p.mu.Lock()
+		p.most, p.calls = 0, 0
+		p.mu.Unlock()
+		codes := make(chan int, tc.n)
+		for range tc.n {
+			go post(tc.body, codes)
+		}
+		// Let in what the bound lets in, and give the others time to
+		// get in too if the bound failed.
+		for range tc.wantMost / len(tc.body) {
+			<-p.entered
+		}
+		time.Sleep(200 * time.Millisecond)
+		p.mu.Lock()
+		most, calls := p.most, p.calls
+		p.mu.Unlock()
+		if most != tc.wantMost || calls != tc.wantMost/len(tc.body) {
+			t.Errorf("%s: %d bytes in %d bodies decoded at once, want %d bytes in %d", tc.name, most, calls, tc.wantMost, tc.wantMost/len(tc.body))
+		}
+		// Release everyone; every request is answered 202.
+		p.mu.Lock()
+		close(p.release)
+		p.mu.Unlock()
+		for range tc.n {
+			if code := <-codes; code != http.StatusAccepted {
+				t.Errorf("%s: answered %d", tc.name, code)
+			}
+		}
+		for len(p.entered) > 0 {
+			<-p.entered
+		}
+		p.mu.Lock()
+		p.release = make(chan struct{})
+		p.mu.Unlock()
+	}
 }

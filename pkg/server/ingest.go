@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/falco"
 	"github.com/falco-am-bridge/falco-am-bridge/pkg/pipeline"
@@ -52,7 +53,13 @@ func ingest(opts Options, p Pipeline, budget *bodyBudget, logger *slog.Logger, i
 	// Decoding and mapping are pure CPU: running more of them at once
 	// than there are cores only makes the goroutines that deliver alerts
 	// wait longer for one, so that a flat-out burst outruns delivery.
-	cpu := make(chan struct{}, runtime.GOMAXPROCS(0))
+	// They also hold about ten times the body in events, alerts and their
+	// encodings until the body is queued: so bodies being decoded share
+	// web.max_request_bytes, each taking at least a core's share of it.
+	// A body of the largest size is decoded alone; small ones, one per
+	// core.
+	decoding := semaphore.NewWeighted(opts.MaxRequestBytes)
+	share := max(opts.MaxRequestBytes/int64(runtime.GOMAXPROCS(0)), 1)
 	return func(c echo.Context) error {
 		received := time.Now()
 		if err := checkJSONType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
@@ -70,9 +77,14 @@ func ingest(opts Options, p Pipeline, budget *bodyBudget, logger *slog.Logger, i
 			return echo.NewHTTPError(http.StatusBadRequest, "the body is not a JSON object or array")
 		}
 
-		cpu <- struct{}{}
+		weight := min(max(int64(len(body)), share), opts.MaxRequestBytes)
+		if err := decoding.Acquire(c.Request().Context(), weight); err != nil {
+			// The client went away while its body waited: nothing was
+			// taken.
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "the request ended before its body was decoded: "+err.Error())
+		}
 		res := p.Run(body, received, falco.Limits{MaxEvents: opts.MaxEventsPerRequest})
-		<-cpu
+		decoding.Release(weight)
 		if res.TooMany {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("more than %d events in one request (web.max_events_per_request)", opts.MaxEventsPerRequest))
