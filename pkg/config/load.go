@@ -230,7 +230,8 @@ type Setting struct {
 	Flag, Key, Env, Default, Help string
 }
 
-// Settings lists every option, for --help and the README.
+// Settings lists every option; the README's reference and the reload
+// tests are checked against it.
 func Settings() []Setting {
 	out := []Setting{{Flag: ConfigFileFlag, Env: envName(ConfigFileFlag), Help: "YAML configuration file; every other flag can also be set there."}}
 	for _, o := range options() {

@@ -22,19 +22,12 @@ func Name(subsystem, name string) string {
 type Factory struct {
 	f         promauto.Factory
 	subsystem string
-	labels    prometheus.Labels
 }
 
 // With is a Factory of subsystem ("" for none) that registers with reg,
 // which may be nil.
 func With(reg prometheus.Registerer, subsystem string) Factory {
 	return Factory{f: promauto.With(reg), subsystem: subsystem}
-}
-
-// WithLabels is f with constant labels on every metric it makes.
-func (f Factory) WithLabels(labels prometheus.Labels) Factory {
-	f.labels = labels
-	return f
 }
 
 // Name is the full name of a metric of f's subsystem.
@@ -84,9 +77,9 @@ func (f Factory) HistogramVec(name, help string, buckets []float64, labels ...st
 // Desc describes a metric of f's subsystem that a custom Collector
 // reports.
 func (f Factory) Desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(f.Name(name), help, labels, f.labels)
+	return prometheus.NewDesc(f.Name(name), help, labels, nil)
 }
 
 func (f Factory) opts(name, help string) prometheus.Opts {
-	return prometheus.Opts{Namespace: Namespace, Subsystem: f.subsystem, Name: name, Help: help, ConstLabels: f.labels}
+	return prometheus.Opts{Namespace: Namespace, Subsystem: f.subsystem, Name: name, Help: help}
 }

@@ -9,20 +9,20 @@ import (
 )
 
 // TestFactory: what a Factory makes is named from the namespace and its
-// subsystem, carries its constant labels, and is registered with the
+// subsystem, and is registered with the
 // Registerer it was made with; with none, it is only made.
 func TestFactory(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	f := With(reg, "storage").WithLabels(prometheus.Labels{"spool": "a"})
+	f := With(reg, "storage")
 	f.Counter("records_written_total", "Records.").Add(3)
 	f.GaugeVec("queue_length", "Length.", "alertmanager").WithLabelValues("x").Set(2)
 	want := `
 # HELP falco_am_bridge_storage_queue_length Length.
 # TYPE falco_am_bridge_storage_queue_length gauge
-falco_am_bridge_storage_queue_length{alertmanager="x",spool="a"} 2
+falco_am_bridge_storage_queue_length{alertmanager="x"} 2
 # HELP falco_am_bridge_storage_records_written_total Records.
 # TYPE falco_am_bridge_storage_records_written_total counter
-falco_am_bridge_storage_records_written_total{spool="a"} 3
+falco_am_bridge_storage_records_written_total 3
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
