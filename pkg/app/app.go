@@ -72,7 +72,9 @@ type state struct {
 	sources []alertmanager.Source
 }
 
-// Options are what tests change; the zero value is what serve uses.
+// Options are what NewWithOptions takes besides the configuration: serve
+// sets LoadConfig and MemoryLimitFrom, tests also Resolver. The zero value
+// (New) runs the configuration given and reloads only the files it names.
 type Options struct {
 	// Resolver resolves dns+ and dnssrv+ Alertmanager names; nil means
 	// the system's.
@@ -92,7 +94,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
 	return NewWithOptions(cfg, logger, Options{})
 }
 
-// NewWithOptions is New with test seams.
+// NewWithOptions is New with opts.
 func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App, error) {
 	a := &App{
 		cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), loadConfig: opts.LoadConfig,
