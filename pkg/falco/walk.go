@@ -118,13 +118,25 @@ func (d *decoder) object() (Event, *Error) {
 		}
 		key, exact := knownKey(name)
 		switch {
-		case key == keyOutputFields || key == keyTags:
-			raw, from, to, serr := d.list(key)
+		case key == keyOutputFields:
+			m := &known[key]
+			from := len(d.fields)
+			raw, serr := d.outputFields()
 			if serr != nil {
 				return Event{}, serr
 			}
-			if m := &known[key]; m.take(exact) {
-				m.raw, m.from, m.to = raw, from, to
+			if m.take(exact) {
+				m.raw, m.from, m.to = raw, from, len(d.fields)
+			}
+		case key == keyTags:
+			m := &known[key]
+			from := len(d.tags)
+			raw, serr := d.tagList()
+			if serr != nil {
+				return Event{}, serr
+			}
+			if m.take(exact) {
+				m.raw, m.from, m.to = raw, from, len(d.tags)
 			}
 		case key >= 0:
 			raw, err := d.dec.ReadValue()
@@ -209,19 +221,6 @@ func (d *decoder) container(open, close jsontext.Kind, each func() *Error) ([]by
 		return nil, d.syntaxError(err)
 	}
 	return valueAt(d.body[start:d.offset()]), nil
-}
-
-// list reads output_fields or tags, which are flattened into d.fields or
-// d.tags as they are read; from and to are the span of those they took.
-func (d *decoder) list(key int) (raw []byte, from, to int, err *Error) {
-	if key == keyTags {
-		from = len(d.tags)
-		raw, err = d.tagList()
-		return raw, from, len(d.tags), err
-	}
-	from = len(d.fields)
-	raw, err = d.outputFields()
-	return raw, from, len(d.fields), err
 }
 
 // outputFields reads the value of output_fields. It returns the value's
