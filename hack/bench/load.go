@@ -108,19 +108,19 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 		}
 		res.Requests++
 		res.Events += b.n
-		resp, msg, err := l.post(ctx, client, b)
-		for l.retry && err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+		ans, err := l.post(ctx, client, b)
+		for l.retry && err == nil && ans.code == http.StatusServiceUnavailable {
 			// As a batching client does: the same body again after
 			// Retry-After.
-			res.Statuses[resp.StatusCode]++
+			res.Statuses[ans.code]++
 			res.Retries++
-			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			wait, _ := strconv.Atoi(ans.retryAfter)
 			select {
 			case <-time.After(time.Duration(max(wait, 1)) * time.Second):
 			case <-ctx.Done():
 				return res
 			}
-			resp, msg, err = l.post(ctx, client, b)
+			ans, err = l.post(ctx, client, b)
 		}
 		if err != nil {
 			res.Errors++
@@ -129,21 +129,28 @@ func (l load) sender(ctx context.Context, next *atomic.Int64, start time.Time) l
 			}
 			continue
 		}
-		res.Statuses[resp.StatusCode]++
-		if resp.StatusCode/100 == 2 {
+		res.Statuses[ans.code]++
+		if ans.code/100 == 2 {
 			res.Accepted += b.n
 			if l.answered != nil {
 				l.answered[i] = true
 			}
 		} else if res.FirstErr == "" {
-			res.FirstErr = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+			res.FirstErr = fmt.Sprintf("%s: %s", ans.status, bytes.TrimSpace(ans.msg))
 		}
 	}
 	return res
 }
 
+// answer is what post read of a response.
+type answer struct {
+	code               int
+	status, retryAfter string
+	msg                []byte // the start of the body
+}
+
 // post sends body b once and reads the start of the answer.
-func (l load) post(ctx context.Context, client *http.Client, b body) (*http.Response, []byte, error) {
+func (l load) post(ctx context.Context, client *http.Client, b body) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(b.data))
 	if err != nil {
 		panic(err) // the URL is ours
@@ -154,12 +161,12 @@ func (l load) post(ctx context.Context, client *http.Client, b body) (*http.Resp
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return answer{}, err
 	}
+	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp, msg, nil
+	return answer{code: resp.StatusCode, status: resp.Status, retryAfter: resp.Header.Get("Retry-After"), msg: msg}, nil
 }
 
 func (r loadResult) String() string {

@@ -234,7 +234,7 @@ func (rn *runner) runRealAll(ctx context.Context, picked []realScenario, scale f
 	if slices.ContainsFunc(picked, func(sc realScenario) bool { return sc.AM != amNever }) {
 		var err error
 		if c, err = rn.runAMCeiling(ctx, max(1, int(math.Round(amCeilingAlerts*scale)))); err != nil {
-			return c, nil, fmt.Errorf("Alertmanager alone: %w", err)
+			return c, nil, fmt.Errorf("measuring Alertmanager alone: %w", err)
 		}
 	}
 	var results []realResult

@@ -100,8 +100,12 @@ func (am *realAM) seqs(ctx context.Context, n int) ([]bool, error) {
 	}
 	defer body.Close()
 	dec := json.NewDecoder(body)
-	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-		return nil, fmt.Errorf("GET /api/v2/alerts: not a JSON array (%v)", err)
+	t, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("GET /api/v2/alerts: %w", err)
+	}
+	if t != json.Delim('[') {
+		return nil, fmt.Errorf("GET /api/v2/alerts: %v where a JSON array starts", t)
 	}
 	seen := make([]bool, n)
 	for dec.More() {

@@ -65,7 +65,8 @@ func startJetStreamStack(ctx context.Context, t *testing.T, bridges int, bridgeA
 	for _, u := range c.URLs() {
 		args = append(args, "--source.nats.url="+u)
 	}
-	s.bin, s.args = bin, append(args, bridgeArgs...)
+	args = append(args, bridgeArgs...)
+	s.bin, s.args = bin, args
 	for range bridges {
 		s.addBridge(ctx, t, s.rec.URL)
 	}

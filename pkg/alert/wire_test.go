@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"errors"
 	"maps"
 	"strconv"
 	"strings"
@@ -185,7 +186,7 @@ func TestCheck(t *testing.T) {
 		{"year 10000 in UTC only", Alert{Labels: ok.Labels, StartsAt: time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("w", -2*3600)), EndsAt: time.Now()}, "startsAt"},
 	} {
 		err := tc.a.Check()
-		ce, isCE := err.(*CheckError)
+		ce, isCE := errors.AsType[*CheckError](err)
 		if !isCE || ce.Field != tc.field {
 			t.Errorf("%s: %v, want a CheckError on %s", tc.name, err, tc.field)
 		}

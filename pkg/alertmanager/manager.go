@@ -1,3 +1,6 @@
+// Package alertmanager delivers alerts to Alertmanager's v2 API: a queue
+// and a sender per Alertmanager (or a cursor over the durable spool),
+// batching, retries with backoff, and DNS discovery of a cluster's members.
 package alertmanager
 
 import (

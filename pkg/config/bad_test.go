@@ -31,7 +31,7 @@ func TestBadConfigFiles(t *testing.T) {
 		"sensors-silent.yml":             "invalid configuration (testdata/bad/sensors-silent.yml):\nline 2: sensors.silent_after: \"soon\" is not a duration (like 500ms, 10s, 5m)",
 		"timeout-negative.yml":           "invalid configuration (testdata/bad/timeout-negative.yml):\nline 2: alertmanager.timeout: \"-5s\" is negative: expected a duration (like 500ms, 10s, 5m)",
 		"timeout-no-unit.yml":            "invalid configuration (testdata/bad/timeout-no-unit.yml):\nline 2: web.read_timeout: \"30\" is not a duration (like 500ms, 10s, 5m)",
-		"unknown-key.yml":                "invalid configuration (testdata/bad/unknown-key.yml):\nline 2: unknown key \"web.listen_adress\"; did you mean \"web.listen_address\"?",
+		"unknown-key.yml":                "invalid configuration (testdata/bad/unknown-key.yml):\nline 2: unknown key \"web.listen_adress\"; did you mean \"web.listen_address\"?", //nolint:misspell // the misspelt key is what the test is about
 		"unknown-section.yml":            "invalid configuration (testdata/bad/unknown-section.yml):\nline 1: unknown key \"alertmanagr\"; did you mean \"alertmanager\"?",
 		"url-no-host.yml":                "invalid configuration (testdata/bad/url-no-host.yml):\nline 2: alertmanager.urls: [0]: \"http://\" has no host",
 		"url-not-list.yml":               "invalid configuration (testdata/bad/url-not-list.yml):\nline 2: alertmanager.urls: expected a list of strings, got 12",

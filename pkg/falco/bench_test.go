@@ -3,6 +3,7 @@ package falco
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"testing"
@@ -44,7 +45,7 @@ func BenchmarkTokenizer(b *testing.B) {
 			dec.UseNumber()
 			for {
 				if _, err := dec.Token(); err != nil {
-					if err != io.EOF {
+					if !errors.Is(err, io.EOF) {
 						b.Fatal(err)
 					}
 					break
@@ -60,7 +61,7 @@ func BenchmarkTokenizer(b *testing.B) {
 			dec.Reset(bytes.NewBuffer(body))
 			for {
 				if _, err := dec.ReadToken(); err != nil {
-					if err != io.EOF {
+					if !errors.Is(err, io.EOF) {
 						b.Fatal(err)
 					}
 					break

@@ -153,11 +153,11 @@ func compileFast(t *template.Template, funcs template.FuncMap) (f *fastTemplate,
 			f, why = nil, string(u)
 		}
 	}()
-	if t.Tree == nil || t.Tree.Root == nil {
+	if t.Tree == nil || t.Root == nil {
 		return nil, "no parse tree"
 	}
 	c := fastCompiler{funcs: funcs}
-	root := t.Tree.Root
+	root := t.Root
 	if len(root.Nodes) == 1 {
 		if a, ok := root.Nodes[0].(*tparse.ActionNode); ok && len(a.Pipe.Decl) == 0 {
 			if e := c.pipe(a.Pipe, kindData); e.kinds == kindString {

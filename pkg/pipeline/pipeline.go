@@ -21,14 +21,16 @@ import (
 type Fate uint8
 
 const (
-	// Alerted: the event made an alert (queued, when the body was Run
-	// and Body.Err is nil).
+	// Alerted means the event made an alert (queued, when the body was
+	// Run and Body.Err is nil).
 	Alerted Fate = iota
-	// Dropped: a filter of the mapping (min_priority, override) dropped it.
+	// Dropped means a filter of the mapping (min_priority, override)
+	// dropped it.
 	Dropped
-	// Invalid: not a valid Falco event.
+	// Invalid means it is not a valid Falco event.
 	Invalid
-	// Refused: valid, but its alert cannot be sent (alert.Check).
+	// Refused means it is valid, but its alert cannot be sent
+	// (alert.Check).
 	Refused
 )
 

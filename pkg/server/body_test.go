@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,7 +50,7 @@ func TestReadLimited(t *testing.T) {
 	}
 	t.Run("refused", func(t *testing.T) {
 		_, err := readLimited(strings.NewReader(strings.Repeat("x", 2000)), limit, func(k int64) bool { return k < 1000 })
-		if err != errBusy {
+		if !errors.Is(err, errBusy) {
 			t.Fatalf("err %v, want errBusy", err)
 		}
 	})

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -91,7 +92,7 @@ func (c *Cursor) seek(p Position) error {
 		c.idx++
 	}
 	r.pos = off
-	return nil
+	return nil //nolint:nilerr // the count stops where the segment is unreadable; reading it reports why
 }
 
 // SetMark gives the cursor its owner's mark: given the read position, up
@@ -148,7 +149,7 @@ func (c *Cursor) nextLocked() (Record, bool) {
 			c.idx++
 			return Record{Wire: w, Pos: Position{Segment: seg.id, Offset: pos}}, true
 		}
-		if err != io.EOF || !sealed {
+		if !errors.Is(err, io.EOF) || !sealed {
 			return Record{}, false
 		}
 		next := c.s.segmentFrom(seg.id + 1)

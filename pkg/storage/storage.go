@@ -559,7 +559,8 @@ func (s *Store) trim() {
 		if !seg.sealed.Load() || seg == s.active {
 			return
 		}
-		if !(seg.id < low.Segment || seg.id == low.Segment && low.Offset >= seg.size.Load()) {
+		read := seg.id < low.Segment || seg.id == low.Segment && low.Offset >= seg.size.Load()
+		if !read {
 			return
 		}
 		s.remove(seg, seg.lostRecords())

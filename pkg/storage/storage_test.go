@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -384,7 +385,7 @@ func TestFullSpool(t *testing.T) {
 		c, _ := s.Cursor("am", nil)
 		refused := 0
 		for i := range 100 {
-			if err := s.Append([]*alert.Wire{wire(i)}); err == ErrFull {
+			if err := s.Append([]*alert.Wire{wire(i)}); errors.Is(err, ErrFull) {
 				refused++
 			} else if err != nil {
 				t.Fatal(err)
