@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,23 +20,47 @@ import (
 // one) costs it and this tool CPU that Alertmanager, on the same cores,
 // needs: timed from scrapes every 100 ms, a drain read 0.65× of
 // Alertmanager alone; timed here, with scrapes every second, 0.9×.
+//
+// Until forward names Alertmanager, it answers 502, as it does when
+// Alertmanager is down: the bridge's address for Alertmanager is this
+// clock's, which no other process can take while Alertmanager is not
+// started yet (an address picked early and left unbound could be).
 type deliveryClock struct {
 	URL         string
 	srv         *http.Server
 	mu          sync.Mutex
 	first, last time.Time
+	proxy       atomic.Pointer[httputil.ReverseProxy] // nil until forward
 }
 
-func startDeliveryClock(target string) (*deliveryClock, error) {
-	u, err := url.Parse(target)
-	if err != nil {
-		return nil, err
-	}
+func startDeliveryClock() (*deliveryClock, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	c := &deliveryClock{URL: "http://" + ln.Addr().String()}
+	c.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := c.proxy.Load()
+		if p == nil {
+			http.Error(w, "Alertmanager is not started", http.StatusBadGateway)
+			return
+		}
+		p.ServeHTTP(w, r)
+	})}
+	go func() {
+		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Printf("delivery clock: %v", err)
+		}
+	}()
+	return c, nil
+}
+
+// forward sends what the bridge posts on to the Alertmanager at target.
+func (c *deliveryClock) forward(target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
 	proxy.ErrorLog = log.New(io.Discard, "", 0) // Alertmanager down: the bridge sees 502 and retries
@@ -51,13 +76,8 @@ func startDeliveryClock(target string) (*deliveryClock, error) {
 		}
 		return nil
 	}
-	c.srv = &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Printf("delivery clock: %v", err)
-		}
-	}()
-	return c, nil
+	c.proxy.Store(proxy)
+	return nil
 }
 
 // times are when Alertmanager first and last accepted a POST; zero before.

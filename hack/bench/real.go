@@ -19,7 +19,7 @@ type amWhen int
 const (
 	amFirst amWhen = iota // before the load
 	amAfter               // when the load is over
-	amNever               // never: the bridge sends to a closed port
+	amNever               // never: the bridge's POSTs are answered 502
 )
 
 // realScenario is a load on the bridge in front of the real Alertmanager
@@ -103,7 +103,7 @@ func (s realScenario) describe() string {
 	case amAfter:
 		b.WriteString(", Alertmanager started when the last event is answered")
 	case amNever:
-		b.WriteString(", Alertmanager never started (the bridge sends to a closed port)")
+		b.WriteString(", Alertmanager never started (the bridge's POSTs are answered 502)")
 	}
 	if s.Kill > 0 {
 		fmt.Fprintf(&b, ", the bridge SIGKILLed %s into the load and started again on the same storage when it is over", s.Kill)
@@ -279,18 +279,36 @@ func realBodies(ts []template, sc realScenario, now time.Time) load {
 func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult, err error) {
 	res = realResult{Scenario: sc, InAM: -1, Missing: -1}
 	fmt.Fprintf(rn.progress, "%s: %s\n", sc.Name, sc.describe())
-	amAddr, err := harness.FreeAddr()
+	clock, err := startDeliveryClock()
 	if err != nil {
 		return res, err
 	}
+	defer clock.Close()
 	var am *realAM
 	defer func() {
 		if am != nil {
 			am.Close()
 		}
 	}()
+	// startAM starts Alertmanager on a free address and points the clock,
+	// the bridge's Alertmanager, at it. An address just found free may be
+	// taken again before Alertmanager binds it: try another.
+	startAM := func() error {
+		for try := 0; ; try++ {
+			amAddr, err := harness.FreeAddr()
+			if err == nil {
+				if am, err = startRealAM(ctx, rn.amBin, amAddr); err == nil {
+					return clock.forward("http://" + amAddr)
+				}
+			}
+			if try == 9 || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	if sc.AM == amFirst {
-		if am, err = startRealAM(ctx, rn.amBin, amAddr); err != nil {
+		if err := startAM(); err != nil {
 			return res, err
 		}
 	}
@@ -298,11 +316,6 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 	if err != nil {
 		return res, err
 	}
-	clock, err := startDeliveryClock("http://" + amAddr)
-	if err != nil {
-		return res, err
-	}
-	defer clock.Close()
 	args := []string{"serve", "--web.listen-address=" + addr, "--alertmanager.url=" + clock.URL}
 	if sc.Durable {
 		dir, err := os.MkdirTemp("", "falco-am-bridge-bench-spool-")
@@ -370,18 +383,9 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 	from := start
 	switch sc.AM {
 	case amAfter:
-		// The bridge has been sending to amAddr all along, so Alertmanager
-		// must have that one; an outgoing connection of this machine may
-		// hold the port for a moment.
-		for try := 0; ; try++ {
-			from = time.Now()
-			if am, err = startRealAM(ctx, rn.amBin, amAddr); err == nil {
-				break
-			}
-			if try == 9 || ctx.Err() != nil {
-				return res, err
-			}
-			time.Sleep(500 * time.Millisecond)
+		from = time.Now()
+		if err := startAM(); err != nil {
+			return res, err
 		}
 	case amNever:
 		// What the queue holds once the load is over is what it keeps.
