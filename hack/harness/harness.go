@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -77,7 +78,28 @@ func installHint(env string) string {
 // FreeAddr returns a loopback address ("127.0.0.1:port") whose port was free
 // a moment ago. Another process can take it before it is used; prefer
 // listening on port 0 where the program can report its address.
+//
+// The port is picked at random below the kernel's ephemeral range, which
+// port 0 listeners (every httptest server of the tests running beside)
+// and outgoing connections take theirs from: an Alertmanager started late
+// on an address picked early then rarely finds it taken, or, worse, finds
+// another test's server there answering the bridge in its place.
 func FreeAddr() (string, error) {
+	low := ephemeralLow()
+	for range 100 {
+		if low <= freePortsFrom {
+			break
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", freePortsFrom+rand.IntN(low-freePortsFrom)))
+		if err != nil {
+			continue // taken
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			return "", fmt.Errorf("finding a free port: %w", err)
+		}
+		return addr, nil
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("finding a free port: %w", err)
@@ -87,6 +109,23 @@ func FreeAddr() (string, error) {
 		return "", fmt.Errorf("finding a free port: %w", err)
 	}
 	return addr, nil
+}
+
+// freePortsFrom is the lowest port FreeAddr picks.
+const freePortsFrom = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil {
+		return 32768
+	}
+	return low
 }
 
 // WaitReady polls url every 50 ms until it answers 200 or ctx ends.

@@ -3,11 +3,13 @@ package harness_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -264,5 +266,33 @@ func TestWriteAlertmanagerOverlay(t *testing.T) {
 		if err != nil || string(got) != want {
 			t.Errorf("%s = %q (err %v), want %q", file, got, err, want)
 		}
+	}
+}
+
+// TestFreeAddrBelowEphemeral: the addresses FreeAddr gives are free, and
+// below the ports that port-0 listeners and outgoing connections take.
+func TestFreeAddrBelowEphemeral(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skipf("no ephemeral port range to compare with: %v", err)
+	}
+	var low int
+	if _, err := fmt.Sscan(string(b), &low); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		addr, err := harness.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		if p, _ := strconv.Atoi(port); low > 10000 && (p < 10000 || p >= low) {
+			t.Errorf("%s: port outside [10000, %d)", addr, low)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("%s is not free: %v", addr, err)
+		}
+		ln.Close()
 	}
 }
