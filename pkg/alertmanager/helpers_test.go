@@ -373,10 +373,15 @@ func requestValues(reqs []*fakeRequest, name string) [][]string {
 // of it set their own.
 func testOptions() Options {
 	return Options{
-		MinBackoff:  10 * time.Millisecond,
-		MaxBackoff:  50 * time.Millisecond,
-		Timeout:     5 * time.Second,
-		ResendDelay: -1,
+		// One request at a time, so that a request held by gated holds
+		// the sender and what is sent meanwhile waits for the next batch;
+		// with two, the second batch would go as soon as batch_wait ends,
+		// and whether it did before a test's next step would be timing.
+		MaxRequestsInFlight: 1,
+		MinBackoff:          10 * time.Millisecond,
+		MaxBackoff:          50 * time.Millisecond,
+		Timeout:             5 * time.Second,
+		ResendDelay:         -1,
 	}
 }
 

@@ -434,10 +434,7 @@ func TestRejectedBatch(t *testing.T) {
 			if tc.partial {
 				f.partial = func(a *models.PostableAlert) bool { return !isBad(a) }
 			}
-			// One request at a time, so that the order of the requests
-			// is the test's.
-			opts := testOptions()
-			opts.MaxRequestsInFlight = 1
+			opts := testOptions() // one request at a time: the order of the requests is the test's
 			m, reg := newTestManager(t, opts, nil, f.base())
 			// The blocker holds the sender in a request while the
 			// three queue up, so that they go out as one batch.
@@ -1055,5 +1052,36 @@ func TestReplacedAlertmanagerHandsOverItsQueue(t *testing.T) {
 	for i, a := range acks {
 		// Two queues at first, then the new one for the old one's copy.
 		checkAck(t, strconv.Itoa(i), a, 3, 3)
+	}
+}
+
+// TestTwoVersionsNeverInFlight: with two requests in flight, a newer
+// version of an alert still in flight waits for that request to end, while
+// other alerts go out beside it.
+func TestTwoVersionsNeverInFlight(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	f := newFakeAM(t, gated(gate, status(http.StatusOK)))
+	opts := testOptions()
+	opts.MaxRequestsInFlight = 2
+	m, _ := newTestManager(t, opts, nil, f.base())
+	m.Send(testAlert("n", "x"), nil)
+	f.waitRequests(t, 1) // x's first version, held
+	newer := testAlert("n", "x")
+	newer.Annotations = model.LabelSet{"summary": "newer"}
+	m.Send(newer, nil)
+	m.Send(testAlert("n", "y"), nil)
+	f.waitRequests(t, 2) // y goes out beside the held request; x waits
+	if got := requestValues(f.seen()[1:], "n"); !slices.EqualFunc(got, [][]string{{"y"}}, slices.Equal) {
+		t.Fatalf("with x in flight, the second request carried %v, want [y]", got)
+	}
+	close(gate)
+	f.waitRequests(t, 3)
+	reqs := f.seen()
+	if got := requestValues(reqs, "n"); !slices.EqualFunc(got, [][]string{{"x"}, {"y"}, {"x"}}, slices.Equal) {
+		t.Fatalf("requests carried %v, want [[x] [y] [x]]", got)
+	}
+	if s := reqs[2].alerts[0].Annotations["summary"]; s != "newer" {
+		t.Errorf("the third request carried x's summary %q, want the newer version", s)
 	}
 }
