@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,8 +101,9 @@ func (o *Options) now() time.Time { return o.Now() }
 // queue, and each Alertmanager reads it through a cursor of its own into a
 // window in memory.
 type Manager struct {
-	optsp   atomic.Pointer[Options] // those given to NewManager
-	live    func() *Options         // set by Follow: where the options are read instead
+	// options returns the options in effect: those given to
+	// NewManager, or, after Follow, its owner's.
+	options func() *Options
 	logger  *slog.Logger
 	metrics *metrics
 	spool   *storage.Store // nil: memory only
@@ -148,7 +148,7 @@ func NewManager(opts Options, spool *storage.Store, logger *slog.Logger, reg pro
 		drain:   make(chan struct{}),
 		senders: map[string]*sender{},
 	}
-	m.optsp.Store(&opts)
+	m.options = func() *Options { return &opts }
 	m.pending = m.newSender(PendingQueue, nil)
 	m.metrics.addPending(PendingQueue, m.capacity(&opts))
 	if spool != nil {
@@ -294,12 +294,7 @@ func (m *Manager) inheritedMark(retired []*sender, adding bool) *storage.Positio
 	return low
 }
 
-func (m *Manager) opts() *Options {
-	if m.live != nil {
-		return m.live()
-	}
-	return m.optsp.Load()
-}
+func (m *Manager) opts() *Options { return m.options() }
 
 // Complete returns o with the defaults of its unset fields filled in, as
 // the Manager uses it: what a func given to Follow returns.
@@ -314,7 +309,7 @@ func (o Options) Complete() *Options {
 // calls Apply. live returns Complete options. Follow is called before
 // SetTargets.
 func (m *Manager) Follow(live func() *Options) {
-	m.live = live
+	m.options = live
 	m.Apply()
 }
 

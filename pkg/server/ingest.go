@@ -53,7 +53,7 @@ func ingest(opts Options, p Pipeline, budget *bodyBudget, logger *slog.Logger, i
 	// Decoding and mapping are pure CPU: running more of them at once
 	// than there are cores only makes the goroutines that deliver alerts
 	// wait longer for one, so that a flat-out burst outruns delivery.
-	// They also hold about ten times the body in events, alerts and their
+	// They also hold several times the body in events, alerts and their
 	// encodings until the body is queued: so bodies being decoded share
 	// web.max_request_bytes, each taking at least a core's share of it.
 	// A body of the largest size is decoded alone; small ones, one per
