@@ -160,7 +160,8 @@ type bridgeWatch struct {
 	url         string
 	clock       *deliveryClock
 	mu          sync.Mutex
-	outstanding float64 // queue_length + spool_backlog; -1 when the last scrape failed
+	outstanding float64   // queue_length + spool_backlog; -1 when the last scrape failed
+	scrapedAt   time.Time // when the scrape that outstanding comes from began
 	maxDisk     float64
 	maxQueue    float64 // queue_bytes
 	maxHeap     float64 // go_memstats_heap_inuse_bytes
@@ -187,11 +188,17 @@ func watchBridge(ctx context.Context, metricsURL string, clock *deliveryClock) *
 	return w
 }
 
-// poll scrapes the bridge once.
+// poll scrapes the bridge once. A scrape that began before the one that
+// set outstanding does not overwrite it.
 func (w *bridgeWatch) poll(ctx context.Context) {
+	at := time.Now()
 	m, err := scrape(ctx, w.url)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if at.Before(w.scrapedAt) {
+		return
+	}
+	w.scrapedAt = at
 	if err != nil {
 		w.outstanding = -1
 		return
@@ -208,10 +215,14 @@ func (w *bridgeWatch) Close() {
 	<-w.done
 }
 
-func (w *bridgeWatch) idle() bool {
+// idleSince says whether the bridge had nothing left to send in a scrape
+// begun after t. A scrape from before the load ended says nothing of what
+// the load left: one that began before the bridge accepted it, and a
+// slow next scrape, once let a scenario stop waiting with nothing sent.
+func (w *bridgeWatch) idleSince(t time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.outstanding == 0
+	return w.outstanding == 0 && w.scrapedAt.After(t)
 }
 
 func (w *bridgeWatch) lastSent() time.Time {
@@ -447,12 +458,13 @@ func (rn *runner) runReal(ctx context.Context, sc realScenario) (res realResult,
 // the bridge's own (cheap) metrics say it is idle, and every 5 s besides:
 // reading it more often would slow down the delivery it measures.
 func (rn *runner) waitAM(ctx context.Context, am *realAM, w *bridgeWatch, want int) (int, bool) {
-	deadline := time.Now().Add(rn.amWait)
-	last, grewAt, readAt := -1, time.Now(), time.Time{}
+	begun := time.Now()
+	deadline := begun.Add(rn.amWait)
+	last, grewAt, readAt := -1, begun, time.Time{}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		idle := w.idle()
+		idle := w.idleSince(begun)
 		// Alertmanager's /metrics costs it up to a second of CPU when it
 		// holds 100,000 alerts: read it when the bridge is idle, or has
 		// delivered nothing for 5 s, not while it delivers.

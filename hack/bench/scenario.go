@@ -363,7 +363,7 @@ func (rn *runner) ready(ctx context.Context, p *harness.Process, url string) err
 }
 
 // waitDelivery waits until the fake Alertmanager has every accepted event,
-// or the bridge's queues are empty and nothing arrived for a while (some
+// or the bridge's queues (and spool) are empty and nothing arrived for a while (some
 // were dropped), or the wait is over. It says whether every event came.
 func (rn *runner) waitDelivery(ctx context.Context, am *fakeAM, metricsURL string, accepted int) bool {
 	deadline := time.Now().Add(rn.wait)
@@ -385,7 +385,7 @@ func (rn *runner) waitDelivery(ctx context.Context, am *fakeAM, metricsURL strin
 			if s.Represented >= accepted {
 				return true
 			}
-			if err == nil && m.sum("falco_am_bridge_alertmanager_queue_length") == 0 && !s.Last.After(quietSince) {
+			if err == nil && m.sum("falco_am_bridge_alertmanager_queue_length")+m.sum("falco_am_bridge_alertmanager_spool_backlog") == 0 && !s.Last.After(quietSince) {
 				return false
 			}
 			quietSince = time.Now()

@@ -129,12 +129,16 @@ func (c *queueLengths) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueLengths) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.RLock()
 	defer c.m.mu.RUnlock()
+	// The backlog is read before the queue: records move from the one to
+	// the other, so that, read in this order, a record being moved is
+	// counted twice, never missed, and the two never add up to 0 while
+	// anything is left to send.
 	for name, s := range c.m.senders {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.q.len()), name)
-		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.q.size()), name)
 		if s.cur != nil {
 			ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(s.cur.Backlog()), name)
 		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.q.len()), name)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.q.size()), name)
 	}
 	if c.m.pendingCur != nil {
 		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(c.m.pendingCur.Backlog()), PendingQueue)
