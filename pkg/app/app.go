@@ -116,7 +116,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	a.state.Store(st)
 	if cfg.Storage.Path != "" {
 		a.store, err = storage.Open(cfg.Storage.Path, storage.Options{
-			FsyncInterval: cfg.Storage.FsyncInterval, MaxBytes: cfg.Storage.MaxBytes, WhenFull: storage.WhenFull(cfg.Storage.WhenFull),
+			FsyncInterval: time.Duration(cfg.Storage.FsyncInterval), MaxBytes: int64(cfg.Storage.MaxBytes), WhenFull: storage.WhenFull(cfg.Storage.WhenFull),
 		}, logger, a.registry)
 		if err != nil {
 			return nil, err
@@ -130,7 +130,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	a.manager.Follow(func() *alertmanager.Options { return a.state.Load().am })
 	a.sensors = sensors.New(sensors.Options{
 		MaxTracked:   cfg.Sensors.MaxTracked,
-		SilentAfter:  cfg.Sensors.SilentAfter,
+		SilentAfter:  time.Duration(cfg.Sensors.SilentAfter),
 		StaticLabels: func() model.LabelSet { return a.state.Load().mapping.StaticLabels() },
 	}, a.manager, logger, a.registry)
 	a.discover = alertmanager.NewDiscovery(st.sources, opts.Resolver, a.manager, logger, a.registry)
@@ -154,8 +154,8 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		a.source, err = jetstream.New(jetstream.Options{
 			URLs: n.URLs, Stream: n.Stream, Subject: n.Subject, Consumer: n.Consumer,
 			CredentialsFile: n.CredentialsFile, NKeySeedFile: n.NKeySeedFile,
-			TLSCAFile: n.TLSCAFile, TLSCertFile: n.TLSCertFile, TLSKeyFile: n.TLSKeyFile,
-			MaxAckPending: n.MaxAckPending, AckWait: n.AckWait,
+			TLSCAFile: n.TLS.CAFile, TLSCertFile: n.TLS.CertFile, TLSKeyFile: n.TLS.KeyFile,
+			MaxAckPending: n.MaxAckPending, AckWait: time.Duration(n.AckWait),
 			Limits: falco.Limits{MaxEvents: cfg.Web.MaxEventsPerRequest},
 			Name:   userAgent(),
 		}, a.pipeline, logger, a.registry)
@@ -165,8 +165,8 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 		}
 	}
 	handler := server.New(server.Options{
-		MaxRequestBytes:      cfg.Web.MaxRequestBytes,
-		MaxBodyBytesInFlight: cfg.Web.MaxRequestBytesInFlight,
+		MaxRequestBytes:      int64(cfg.Web.MaxRequestBytes),
+		MaxBodyBytesInFlight: int64(cfg.Web.MaxRequestBytesInFlight),
 		MaxEventsPerRequest:  cfg.Web.MaxEventsPerRequest,
 		BearerToken:          func() string { return a.state.Load().token },
 	}, server.Deps{
@@ -180,10 +180,10 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, opts Options) (*App
 	})
 	a.srv = &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: cfg.Web.ReadHeaderTimeout,
-		ReadTimeout:       cfg.Web.ReadTimeout,
-		WriteTimeout:      cfg.Web.WriteTimeout,
-		IdleTimeout:       cfg.Web.IdleTimeout,
+		ReadHeaderTimeout: time.Duration(cfg.Web.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.Web.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.Web.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.Web.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
@@ -228,13 +228,13 @@ func build(cfg *config.Config) (*state, error) {
 	st.sources = sources(cfg.Alertmanager.Targets)
 	st.am = alertmanager.Options{
 		QueueCapacity:       cfg.Alertmanager.QueueCapacity,
-		QueueMaxBytes:       cfg.Alertmanager.QueueMaxBytes,
+		QueueMaxBytes:       int64(cfg.Alertmanager.QueueMaxBytes),
 		BatchSize:           cfg.Alertmanager.BatchSize,
 		MaxRequestsInFlight: cfg.Alertmanager.MaxRequestsInFlight,
-		BatchWait:           cfg.Alertmanager.BatchWait,
-		Timeout:             cfg.Alertmanager.Timeout,
-		MinBackoff:          cfg.Alertmanager.MinBackoff,
-		MaxBackoff:          cfg.Alertmanager.MaxBackoff,
+		BatchWait:           time.Duration(cfg.Alertmanager.BatchWait),
+		Timeout:             time.Duration(cfg.Alertmanager.Timeout),
+		MinBackoff:          time.Duration(cfg.Alertmanager.MinBackoff),
+		MaxBackoff:          time.Duration(cfg.Alertmanager.MaxBackoff),
 		HTTPClient:          httpClient,
 		UserAgent:           userAgent(),
 	}.Complete()
@@ -315,7 +315,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		"alertmanagers", strings.Join(st.cfg.Alertmanager.URLs, ","), "mapping", st.mapping.Name())
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.discover.Run(dctx, func() time.Duration { return a.state.Load().cfg.Alertmanager.RefreshInterval })
+	go a.discover.Run(dctx, func() time.Duration { return time.Duration(a.state.Load().cfg.Alertmanager.RefreshInterval) })
 	sctx, stopSensors := context.WithCancel(ctx)
 	sensorsDone := make(chan struct{})
 	go func() { a.sensors.Run(sctx); close(sensorsDone) }()
@@ -364,7 +364,7 @@ loop:
 }
 
 func (a *App) shutdown() {
-	drain := a.state.Load().cfg.Alertmanager.DrainTimeout
+	drain := time.Duration(a.state.Load().cfg.Alertmanager.DrainTimeout)
 	a.logger.Info("shutting down: no new events; delivering queued alerts", "timeout", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := a.srv.Shutdown(ctx); err != nil {

@@ -125,7 +125,7 @@ func runServe(ctx context.Context, fs *pflag.FlagSet, stdio IO, reload <-chan st
 	if err != nil {
 		return err
 	}
-	from := setMemoryLimit(cfg.Runtime, cfg.Alertmanager.QueueMaxBytes, memlimit.FromCgroup, logger)
+	from := setMemoryLimit(cfg.Runtime, int64(cfg.Alertmanager.QueueMaxBytes), memlimit.FromCgroup, logger)
 	if from != memoryLimitNone {
 		logger.Info("Go memory limit set", "bytes", debug.SetMemoryLimit(-1), "from", from)
 	}

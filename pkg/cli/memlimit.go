@@ -44,7 +44,7 @@ func queueMemory(maxBytes int64) int64 { return 2*maxBytes + 32<<20 }
 // is live. It returns where the limit comes from.
 func setMemoryLimit(c config.Runtime, queueMaxBytes int64, cgroup memlimit.Provider, logger *slog.Logger) string {
 	if c.MemoryLimit > 0 {
-		debug.SetMemoryLimit(c.MemoryLimit)
+		debug.SetMemoryLimit(int64(c.MemoryLimit))
 		return memoryLimitFromFlag
 	}
 	if os.Getenv("GOMEMLIMIT") != "" {

@@ -43,7 +43,7 @@ func TestSetMemoryLimit(t *testing.T) {
 			if tc.env == "" {
 				os.Unsetenv("GOMEMLIMIT")
 			}
-			from := setMemoryLimit(config.Runtime{MemoryLimit: tc.configured}, 32<<20, tc.cgroup, slog.New(slog.DiscardHandler))
+			from := setMemoryLimit(config.Runtime{MemoryLimit: config.Size(tc.configured)}, 32<<20, tc.cgroup, slog.New(slog.DiscardHandler))
 			if from != tc.wantFrom {
 				t.Errorf("from = %q, want %q", from, tc.wantFrom)
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/spf13/pflag"
 )
 
@@ -35,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Web.ListenAddress != ":2802" || len(c.Alertmanager.URLs) != 1 || c.Alertmanager.URLs[0] != "http://127.0.0.1:9093" ||
-		c.Alertmanager.QueueCapacity != 10000 || c.Alertmanager.BatchSize != 2048 || c.Alertmanager.Timeout != 10*time.Second ||
+		c.Alertmanager.QueueCapacity != 10000 || c.Alertmanager.BatchSize != 2048 || c.Alertmanager.Timeout != model.Duration(10*time.Second) ||
 		c.Web.MaxRequestBytes != 4<<20 || c.Log.Level != "info" || c.Log.Format != "logfmt" || c.Mapping.File != "" || c.Storage.Path != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
@@ -64,7 +65,7 @@ log:
 	if c.Web.ListenAddress != "127.0.0.1:1111" {
 		t.Errorf("file value lost: %q", c.Web.ListenAddress)
 	}
-	if c.Alertmanager.Timeout != 4*time.Second {
+	if c.Alertmanager.Timeout != model.Duration(4*time.Second) {
 		t.Errorf("env should win over the file: %v", c.Alertmanager.Timeout)
 	}
 	if c.Log.Level != "debug" {
@@ -127,9 +128,9 @@ func TestErrorsNameKeyAndValue(t *testing.T) {
 		{"log level", []string{"--log.level=verbose"}, "", []string{`log.level: "verbose" is not one of debug, info, warn, error`}},
 		{"log format", []string{"--log.format=xml"}, "", []string{`log.format: "xml" is not one of logfmt, json`}},
 		{"duration", []string{"--alertmanager.timeout=soon"}, "", []string{`alertmanager.timeout: "soon" is not a duration`}},
-		{"zero duration", []string{"--alertmanager.timeout=0s"}, "", []string{`alertmanager.timeout: "0s" must be greater than 0`}},
+		{"zero duration", []string{"--alertmanager.timeout=0s"}, "", []string{`alertmanager.timeout: 0s must be greater than 0`}},
 		{"size", []string{"--web.max-request-bytes=big"}, "", []string{`web.max_request_bytes: "big" is not a size`}},
-		{"memory limit", []string{"--runtime.memory-limit=half"}, "", []string{`runtime.memory_limit: "half" is not a size (like 200MiB) or 0`}},
+		{"memory limit", []string{"--runtime.memory-limit=half"}, "", []string{`runtime.memory_limit: "half" is not a size (like 4MiB or 1048576)`}},
 		{"int", []string{"--alertmanager.queue-capacity=lots"}, "", []string{`alertmanager.queue_capacity: "lots" is not a whole number`}},
 		{"negative int", []string{"--alertmanager.batch-size=-1"}, "", []string{`alertmanager.batch_size: -1 must be greater than 0`}},
 		{"backoffs", []string{"--alertmanager.min-backoff=10s", "--alertmanager.max-backoff=1s"}, "", []string{"alertmanager.max_backoff: 1s is shorter than alertmanager.min_backoff (10s)"}},
@@ -137,8 +138,11 @@ func TestErrorsNameKeyAndValue(t *testing.T) {
 		{"unknown key", nil, "web:\n  listen_adress: \":1\"\n", []string{`unknown key "web.listen_adress"`}}, //nolint:misspell // the typo is the test
 		{"unknown section", nil, "alertmanagers:\n  urls: []\n", []string{`unknown key "alertmanagers"`}},
 		{"wrong type in file", nil, "alertmanager:\n  batch_size: [1]\n", []string{"alertmanager.batch_size:"}},
-		{"url list item", nil, "alertmanager:\n  urls: [http://a:1, 5]\n", []string{"alertmanager.urls: [1]: expected a string, got 5"}},
-		{"http_config unknown field", nil, "alertmanager:\n  http_config:\n    basic_aut: {}\n", []string{"alertmanager.http_config:", "basic_aut"}},
+		{"url list item", nil, "alertmanager:\n  urls: [http://a:1, 5]\n", []string{`alertmanager.urls: [1]: "5" is not an http(s) URL`}},
+		{"url list of lists", nil, "alertmanager:\n  urls: [[http://a:1]]\n", []string{"line 2: alertmanager.urls: [0]: expected a string, got a list"}},
+		{"section not a mapping", nil, "web: 5\n", []string{"line 1: web: expected a mapping of settings, got 5"}},
+		{"mapping for a number", nil, "alertmanager:\n  batch_size: {a: 1}\n", []string{"line 2: alertmanager.batch_size: expected a whole number, got a mapping"}},
+		{"http_config unknown field", nil, "alertmanager:\n  http_config:\n    basic_aut: {}\n", []string{`line 3: unknown key "alertmanager.http_config.basic_aut"; did you mean "alertmanager.http_config.basic_auth"?`}},
 		{"http_config invalid", nil, "alertmanager:\n  http_config:\n    bearer_token: a\n    basic_auth: {username: u, password: p}\n", []string{"alertmanager.http_config:", "at most one of"}},
 		{"nats url scheme", []string{"--source.nats.url=http://n:4222", "--source.nats.stream=FALCO"}, "", []string{`source.nats.urls: [0]: "http://n:4222" is not a nats://`}},
 		{"nats url credentials", []string{"--source.nats.url=nats://u:pw@n:4222", "--source.nats.stream=FALCO"}, "", []string{"source.nats.urls: [0]:", "credentials_file"}},
@@ -194,8 +198,8 @@ storage:
 		t.Fatal(err)
 	}
 	n := c.Source.NATS
-	if !n.Enabled() || len(n.URLs) != 3 || n.Stream != "FALCO" || n.Consumer != "bridges" || n.TLSCAFile != "/etc/nats/ca.pem" ||
-		n.AckWait != 10*time.Second || n.MaxAckPending != 50000 {
+	if !n.Enabled() || len(n.URLs) != 3 || n.Stream != "FALCO" || n.Consumer != "bridges" || n.TLS.CAFile != "/etc/nats/ca.pem" ||
+		n.AckWait != model.Duration(10*time.Second) || n.MaxAckPending != 50000 {
 		t.Fatalf("%+v", n)
 	}
 }
@@ -289,7 +293,7 @@ func TestHelpNamesTheRightType(t *testing.T) {
 func TestMemoryLimit(t *testing.T) {
 	for _, tc := range []struct {
 		arg  string
-		want int64
+		want Size
 	}{
 		{"", 0}, {"--runtime.memory-limit=0", 0}, {"--runtime.memory-limit=200MiB", 200 << 20}, {"--runtime.memory-limit=1GB", 1e9},
 	} {

@@ -38,13 +38,8 @@ func ReadFile(setting, path string, limit int64) ([]byte, error) {
 
 // formatBytes writes n in the largest binary unit that divides it.
 func formatBytes(n int64) string {
-	for _, u := range []struct {
-		name string
-		size int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.size && n%u.size == 0 {
-			return fmt.Sprintf("%d %s", n/u.size, u.name)
-		}
+	if v, unit := binaryUnit(n); unit != "" {
+		return fmt.Sprintf("%d %s", v, unit)
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

@@ -1,10 +1,6 @@
 package config
 
-import (
-	"reflect"
-	"strings"
-	"unicode"
-)
+import "reflect"
 
 // RestartOnly returns the keys of the settings tagged reload:"restart"
 // whose values differ between was and now, in the order of the Config
@@ -40,23 +36,8 @@ func restartFields() []restartField {
 			if f.Tag.Get("reload") != "restart" {
 				continue
 			}
-			out = append(out, restartField{key: snake(section.Name) + "." + snake(f.Name), index: []int{i, j}})
+			out = append(out, restartField{key: yamlName(section) + "." + yamlName(f), index: []int{i, j}})
 		}
 	}
 	return out
-}
-
-// snake turns a Go name into a key: ListenAddress is listen_address,
-// HTTPConfig http_config, UI ui.
-func snake(name string) string {
-	var b strings.Builder
-	rs := []rune(name)
-	for i, r := range rs {
-		if i > 0 && unicode.IsUpper(r) &&
-			(!unicode.IsUpper(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
 }

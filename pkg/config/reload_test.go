@@ -48,14 +48,3 @@ func TestRestartOnlyKeysAreSettings(t *testing.T) {
 		}
 	}
 }
-
-func TestSnake(t *testing.T) {
-	for name, want := range map[string]string{
-		"Web": "web", "ListenAddress": "listen_address", "UI": "ui", "HTTPConfig": "http_config",
-		"MaxEventsPerRequest": "max_events_per_request", "FsyncInterval": "fsync_interval",
-	} {
-		if got := snake(name); got != want {
-			t.Errorf("snake(%q) = %q, want %q", name, got, want)
-		}
-	}
-}

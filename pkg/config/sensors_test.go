@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 func TestSensorSettings(t *testing.T) {
@@ -20,7 +22,7 @@ func TestSensorSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Sensors.MaxTracked != 500 || c.Sensors.SilentAfter != 10*time.Minute {
+	if c.Sensors.MaxTracked != 500 || c.Sensors.SilentAfter != model.Duration(10*time.Minute) {
 		t.Errorf("from the file: %+v", c.Sensors)
 	}
 
@@ -29,7 +31,7 @@ func TestSensorSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Sensors.MaxTracked != 20 || c.Sensors.SilentAfter != 15*time.Minute {
+	if c.Sensors.MaxTracked != 20 || c.Sensors.SilentAfter != model.Duration(15*time.Minute) {
 		t.Errorf("flag and environment: %+v", c.Sensors)
 	}
 }

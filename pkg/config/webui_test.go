@@ -17,7 +17,9 @@ func TestWebUI(t *testing.T) {
 		{name: "default on", want: true},
 		{name: "flag off", args: []string{"--web.ui=false"}, want: false},
 		{name: "bare flag", args: []string{"--web.ui"}, want: true},
-		{name: "env off", env: "0", want: false},
+		{name: "env off", env: "false", want: false},
+		// The environment is read as the file is: YAML's true and false.
+		{name: "env number", env: "0", err: `web.ui: "0" is not true or false`},
 		{name: "file off", file: "web:\n  ui: false\n", want: false},
 		{name: "flag beats file", args: []string{"--web.ui=true"}, file: "web:\n  ui: false\n", want: true},
 		{name: "bad", args: []string{"--web.ui=maybe"}, err: `web.ui: "maybe" is not true or false`},
