@@ -11,41 +11,51 @@ import (
 )
 
 // TestEveryFieldIsOneSetting: each field of the Config tree that a user
-// sets is filled by exactly one option, and every option fills one. A
-// field added to the tree without its option fails here.
+// sets is one option, with its help and a flag of its own, and its checks
+// fit its type.
 func TestEveryFieldIsOneSetting(t *testing.T) {
-	byKey := map[string]int{}
-	for _, o := range allOptions() {
-		byKey[o.key]++
+	opts := allOptions() // panics on a check that does not fit
+	if len(opts) < 40 {
+		t.Fatalf("%d options", len(opts))
 	}
-	notSettings := map[string]bool{httpConfigKey: true} // file only, decoded whole
-	var leaves []string
-	var walk func(prefix string, rt reflect.Type)
-	walk = func(prefix string, rt reflect.Type) {
-		for i := range rt.NumField() {
-			f := rt.Field(i)
-			name := yamlName(f)
-			if name == "" {
-				continue
-			}
-			key := joinKey(prefix, name)
-			if f.Type.Kind() == reflect.Struct && ownType(f.Type) {
-				walk(key, f.Type)
-				continue
-			}
-			if !notSettings[key] {
-				leaves = append(leaves, key)
-			}
+	flags, keys := map[string]bool{}, map[string]bool{}
+	for _, o := range opts {
+		if o.help == "" {
+			t.Errorf("%s has no help tag", o.key)
+		}
+		if flags[o.flag] || keys[o.key] {
+			t.Errorf("--%s (%s) is there twice", o.flag, o.key)
+		}
+		flags[o.flag], keys[o.key] = true, true
+		if got := reflect.TypeOf(o.field(&Config{})).Elem(); got != o.typ {
+			t.Errorf("%s: field of type %s, option of %s", o.key, got, o.typ)
 		}
 	}
-	walk("", reflect.TypeFor[Config]())
-	if len(leaves) != len(allOptions()) {
-		t.Errorf("%d settable fields, %d options", len(leaves), len(allOptions()))
-	}
-	for _, key := range leaves {
-		if byKey[key] != 1 {
-			t.Errorf("%s is filled by %d options, want 1", key, byKey[key])
+	for _, key := range []string{"web.listen_address", "alertmanager.urls", "source.nats.tls.ca_file", "runtime.memory_limit"} {
+		if !keys[key] {
+			t.Errorf("no option %s", key)
 		}
+	}
+	if keys[httpConfigKey] || keys["file"] || keys["alertmanager.targets"] {
+		t.Error("http_config, File or Targets is an option")
+	}
+}
+
+// TestCheckOfRefusesAMisfit: a check tag on a field of another type than
+// the check's is caught when the options are read, not when a value is.
+func TestCheckOfRefusesAMisfit(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		typ  reflect.Type
+	}{{"positive", reflect.TypeFor[string]()}, {"hostport", reflect.TypeFor[int]()}, {"nosuch", reflect.TypeFor[string]()}, {"oneof=a|b", reflect.TypeFor[int]()}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("checkOf(%q, %s) did not panic", tc.spec, tc.typ)
+				}
+			}()
+			checkOf(tc.spec, tc.typ, "x")
+		}()
 	}
 }
 
