@@ -118,25 +118,13 @@ func (d *decoder) object() (Event, *Error) {
 		}
 		key, exact := knownKey(name)
 		switch {
-		case key == keyOutputFields:
-			m := &known[key]
-			from := len(d.fields)
-			raw, serr := d.outputFields()
+		case key == keyOutputFields || key == keyTags:
+			raw, from, to, serr := d.entries(key)
 			if serr != nil {
 				return Event{}, serr
 			}
-			if m.take(exact) {
-				m.raw, m.from, m.to = raw, from, len(d.fields)
-			}
-		case key == keyTags:
-			m := &known[key]
-			from := len(d.tags)
-			raw, serr := d.tagList()
-			if serr != nil {
-				return Event{}, serr
-			}
-			if m.take(exact) {
-				m.raw, m.from, m.to = raw, from, len(d.tags)
+			if m := &known[key]; m.take(exact) {
+				m.raw, m.from, m.to = raw, from, to
 			}
 		case key >= 0:
 			raw, err := d.dec.ReadValue()
@@ -221,6 +209,19 @@ func (d *decoder) container(open, close jsontext.Kind, each func() *Error) ([]by
 		return nil, d.syntaxError(err)
 	}
 	return valueAt(d.body[start:d.offset()]), nil
+}
+
+// entries reads output_fields into d.fields or tags into d.tags: the raw
+// value and where its entries are.
+func (d *decoder) entries(key int) (raw []byte, from, to int, err *Error) {
+	if key == keyTags {
+		from = len(d.tags)
+		raw, err = d.tagList()
+		return raw, from, len(d.tags), err
+	}
+	from = len(d.fields)
+	raw, err = d.outputFields()
+	return raw, from, len(d.fields), err
 }
 
 // outputFields reads the value of output_fields. It returns the value's
