@@ -92,6 +92,9 @@ func TestJetStreamBesideHTTP(t *testing.T) {
 	if !strings.Contains(page, "<h2>Sources</h2>") || !strings.Contains(page, "<code>bridges</code>") {
 		t.Errorf("the status page has no Sources table with the consumer")
 	}
+	if want := fmt.Sprintf(`<h2>Alertmanagers <span class="muted">(%d queue`, len(st.Alertmanagers)); len(st.Alertmanagers) == 0 || !strings.Contains(page, want) {
+		t.Errorf("the status page does not count the %d Alertmanager queues: no %q", len(st.Alertmanagers), want)
+	}
 }
 
 // metricSum is the sum of the series of a counter or gauge; with labels
