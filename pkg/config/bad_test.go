@@ -12,6 +12,7 @@ func TestBadConfigFiles(t *testing.T) {
 		"backoff-order.yml":              "invalid configuration (testdata/bad/backoff-order.yml):\nline 3: alertmanager.max_backoff: 1s is shorter than alertmanager.min_backoff (20s)",
 		"bad-yaml.yml":                   "testdata/bad/bad-yaml.yml: yaml: line 2: did not find expected key",
 		"batch-size-zero.yml":            "invalid configuration (testdata/bad/batch-size-zero.yml):\nline 2: alertmanager.batch_size: 0 must be greater than 0",
+		"duplicate-section.yml":          "invalid configuration (testdata/bad/duplicate-section.yml):\nline 5: \"web\" is set again; it is first set on line 1",
 		"events-zero.yml":                "invalid configuration (testdata/bad/events-zero.yml):\nline 2: web.max_events_per_request: 0 must be greater than 0",
 		"fsync-text.yml":                 "invalid configuration (testdata/bad/fsync-text.yml):\nline 2: storage.fsync_interval: \"often\" is not a duration (like 500ms, 10s, 5m)",
 		"http-config-two-auths.yml":      "invalid configuration (testdata/bad/http-config-two-auths.yml):\nline 2: alertmanager.http_config: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",

@@ -361,9 +361,16 @@ func checkKeys(prefix, at string, n *yaml.Node, t reflect.Type, known []string) 
 			return errs
 		}
 		fields, rest := structFields(t)
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			key := joinKey(prefix, k.Value)
+			// Decoding would let the last win, silently.
+			if line, ok := seen[k.Value]; ok {
+				errs = append(errs, fmt.Errorf("%s%q is set again; it is first set on line %d", lineOf(k), key, line))
+				continue
+			}
+			seen[k.Value] = k.Line
 			ft, ok := fields[k.Value]
 			if !ok && rest == nil {
 				errs = append(errs, fmt.Errorf("%sunknown key %q%s", lineOf(k), key, suggest(key, known)))
