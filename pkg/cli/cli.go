@@ -129,6 +129,9 @@ func runServe(ctx context.Context, fs *pflag.FlagSet, stdio IO, reload <-chan st
 	if from != memoryLimitNone {
 		logger.Info("Go memory limit set", "bytes", debug.SetMemoryLimit(-1), "from", from)
 	}
+	if gogc, tuned := tuneGC(); !tuned {
+		logger.Info("GOGC set in the environment: the garbage collector is not tuned", "GOGC", gogc)
+	}
 	a, err := app.NewWithOptions(cfg, logger, app.Options{
 		LoadConfig:      func() (*config.Config, error) { return config.Load(fs) },
 		MemoryLimitFrom: from,

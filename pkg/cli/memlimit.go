@@ -25,7 +25,8 @@ const (
 
 // queueMemory is the Go memory limit for queues of maxBytes, so that the
 // bridge's RSS stays within twice the queues (what the garbage collector
-// lets grow before it collects, at its default GOGC) and 64 MiB for the
+// lets grow before it collects, at a GOGC of 100, which tuneGC keeps once
+// the live heap is past half of gcMinHeapGoal) and 64 MiB for the
 // rest (request bodies being decoded, the runtime, the status page). Of
 // those 64 MiB, 32 are left out of the limit for what the Go runtime does
 // not count, the binary's own pages first: with 60 KB alerts filling
