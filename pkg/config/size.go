@@ -23,9 +23,9 @@ var sizeUnits = []struct {
 
 var errNotSize = errors.New("not a size")
 
-// ParseSize reads a size: a whole number of bytes, with or without a unit
+// parseSize reads a size: a whole number of bytes, with or without a unit
 // (KiB, MiB, GiB, KB, MB, GB, B).
-func ParseSize(s string) (Size, error) {
+func parseSize(s string) (Size, error) {
 	s = strings.TrimSpace(s)
 	mult := int64(1)
 	for _, u := range sizeUnits {
@@ -46,16 +46,13 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return errNotSize
 	}
-	v, err := ParseSize(n.Value)
+	v, err := parseSize(n.Value)
 	if err != nil {
 		return err
 	}
 	*s = v
 	return nil
 }
-
-// MarshalYAML writes the size as ParseSize reads it.
-func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
 
 // String writes the size in the largest binary unit that divides it.
 func (s Size) String() string {

@@ -164,14 +164,14 @@ func TestSize(t *testing.T) {
 	for in, want := range map[string]Size{
 		"0": 0, "1048576": 1 << 20, "4MiB": 4 << 20, "4 MiB": 4 << 20, "1GB": 1e9, "2KiB": 2 << 10, "10KB": 10_000, "7B": 7, "3GiB": 3 << 30,
 	} {
-		got, err := ParseSize(in)
+		got, err := parseSize(in)
 		if err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "-1", "-1MiB", "1.5MiB", "MiB", "4MiBs", "lots", "9999999999GiB"} {
-		if got, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
 		}
 	}
 	for s, want := range map[Size]string{0: "0", 1000: "1000", 1 << 20: "1MiB", 3 << 30: "3GiB", 1536: "1536", 1<<20 + 1: "1048577"} {
