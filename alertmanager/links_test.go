@@ -76,12 +76,15 @@ func TestLinks(t *testing.T) {
 	// A javascript: link in an annotation must not become a link.
 	alerts[0].Annotations["runbook_url"] = "javascript:alert(1)"
 	// Five alerts of one group (they differ in a label that group_by
-	// leaves out) make one message showing three.
+	// leaves out) make one message showing three. They start now:
+	// Alertmanager flushes a new group at once when its first alert
+	// started more than group_wait ago, before the other four are in.
 	var crowd []alert
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	for i := range 5 {
-		a := falcoAlert("Read sensitive file untrusted", "ReadSensitiveFileUntrusted", "warning", "crowd", "cat /etc/shadow", start)
+		a := falcoAlert("Read sensitive file untrusted", "ReadSensitiveFileUntrusted", "warning", "crowd", "cat /etc/shadow", now)
 		a.Labels["source"] = fmt.Sprintf("source-%d", i)
-		a.EndsAt = start.Add(10 * time.Minute)
+		a.EndsAt = now.Add(10 * time.Minute)
 		crowd = append(crowd, a)
 	}
 	postAlerts(t, am.URL, append(append(alerts, twins...), crowd...)...)
