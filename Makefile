@@ -79,6 +79,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/falco
 	$(GO) test -run '^$$' -fuzz '^FuzzMap$$' -fuzztime $(FUZZTIME) ./pkg/mapping
 	$(GO) test -run '^$$' -fuzz '^FuzzFastTemplate$$' -fuzztime $(FUZZTIME) ./pkg/mapping
+	$(GO) test -run '^$$' -fuzz '^FuzzIndexControl$$' -fuzztime $(FUZZTIME) ./pkg/mapping
 	$(GO) test -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./pkg/storage
 
 # Runs of each Go micro-benchmark in `make bench`, and flags for the load

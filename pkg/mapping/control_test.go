@@ -74,3 +74,41 @@ func TestStripControl(t *testing.T) {
 		t.Error("a clean value changed")
 	}
 }
+
+// FuzzIndexControl checks indexControl, which reads eight bytes at a time,
+// against the byte-at-a-time loop.
+func FuzzIndexControl(f *testing.F) {
+	for _, s := range []string{"", "plain ascii text, long enough", "a\x00b", "tab\tnew\nline", "\x7f", "c1\u0085", "\xc2", "1234567\xc2\x85", "ünïcödé ✓ nbsp\u00a0kept", "12345678\x1f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, lines := range []bool{false, true} {
+			if got, want := indexControl(s, lines), byteIndexControl(s, 0, len(s), lines); got != want {
+				t.Fatalf("indexControl(%q, %v) = %d, the byte loop says %d", s, lines, got, want)
+			}
+		}
+	})
+}
+
+// TestIndexControlEveryByte puts every byte value, and every pair that
+// starts with 0xC2, at every place of a clean value of 24 bytes.
+func TestIndexControlEveryByte(t *testing.T) {
+	clean := []byte(strings.Repeat("abcdefgh", 3))
+	for pos := range clean {
+		for c := range 256 {
+			for _, next := range []int{-1, 0x80, 0x9f, 0xa0} {
+				b := append([]byte(nil), clean...)
+				b[pos] = byte(c)
+				if next >= 0 && pos+1 < len(b) {
+					b[pos+1] = byte(next)
+				}
+				for _, lines := range []bool{false, true} {
+					s := string(b)
+					if got, want := indexControl(s, lines), byteIndexControl(s, 0, len(s), lines); got != want {
+						t.Fatalf("indexControl(%q, %v) = %d, the byte loop says %d", s, lines, got, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -533,9 +533,38 @@ func stripControl(s string, lines bool) string {
 }
 
 // indexControl returns the index of the first control character of s, or
-// -1. Most values have none, and this looks at bytes only.
+// -1. Most values have none, so it skips eight bytes at a time while none
+// of them can start one (a byte below 0x20, DEL, or the 0xC2 that leads
+// U+0080 to U+009F), and looks closer only at the eight bytes where one
+// might; byteIndexControl, the plain loop, is its oracle in the tests.
 func indexControl(s string, lines bool) int {
-	for i := 0; i < len(s); i++ {
+	const (
+		lo = 0x0101010101010101
+		hi = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// Nonzero when some byte is below 0x20, or is 0x7F, or is 0xC2:
+		// the tests for a zero byte (Hacker's Delight 6-1) of x − 0x20
+		// in every byte's place, and of x with those bytes xored out.
+		below := (x - 0x20*lo) &^ x
+		del, c2 := x^(0x7f*lo), x^(0xc2*lo)
+		if (below|((del-lo)&^del)|((c2-lo)&^c2))&hi == 0 {
+			continue
+		}
+		if j := byteIndexControl(s, i, i+8, lines); j >= 0 {
+			return j
+		}
+	}
+	return byteIndexControl(s, i, len(s), lines)
+}
+
+// byteIndexControl is indexControl one byte at a time over s[from:to]; the
+// byte after a 0xC2 may be past to.
+func byteIndexControl(s string, from, to int, lines bool) int {
+	for i := from; i < to; i++ {
 		c := s[i]
 		switch {
 		case c < 0x20 || c == 0x7f:
